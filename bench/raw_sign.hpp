@@ -1,0 +1,23 @@
+// The yardstick for every benchmark: C_Sign called directly through the module's function list,
+// with nothing of hbsd in between, on the same token and key the hbsd figures use.
+#pragma once
+
+#include <string>
+
+namespace hbsd::bench {
+
+struct RawSignResult {
+    double per_second = 0;  // signatures per second, all threads together
+    long signatures = 0;
+};
+
+enum class RawKind { rsa_pkcs1_sha256, ecdsa };
+
+// Signs a SHA-256 digest (as DigestInfo for RSA, bare for ECDSA) with the private key labelled
+// `label` on the first token labelled `token_label`, from `threads` threads, each with its own
+// session, for `seconds`. Throws std::runtime_error on any PKCS#11 failure.
+RawSignResult raw_sign(const std::string& module_path, const std::string& token_label,
+                       const std::string& pin, const std::string& label, RawKind kind,
+                       int threads, double seconds);
+
+}  // namespace hbsd::bench

@@ -1,0 +1,34 @@
+// Reading a token's objects through libp11: private keys (after login), public keys and the
+// certificates stored beside them (same CKA_ID).
+#pragma once
+
+#include <libp11.h>
+
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "hsm/token_state.hpp"
+
+namespace hbsd::hsm {
+
+struct CertificateObject {
+    std::vector<unsigned char> id;
+    std::string label;
+    std::vector<unsigned char> der;
+};
+
+// Caller holds module->lock (shared) and token.objects (exclusive).
+void load_private_keys(detail::TokenState& token);
+std::vector<CertificateObject> load_certificates(detail::TokenState& token);
+std::vector<KeyInfo> load_key_list(detail::TokenState& token);
+
+// Fills certificate_der/pem/fingerprint from the certificate with the same id, if any.
+void attach_certificate(KeyInfo& key, std::span<const unsigned char> id,
+                        const std::vector<CertificateObject>& certificates);
+
+// Lowercase hex SHA-256.
+std::string sha256_hex(std::span<const unsigned char> data);
+
+}  // namespace hbsd::hsm

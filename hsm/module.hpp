@@ -1,0 +1,91 @@
+// One loaded PKCS#11 module: libp11's context and slot list, plus the module's own function
+// list for the few calls libp11 0.4.12 has no safe entry point for (see token_manager.cpp).
+#pragma once
+
+#include <libp11.h>
+#include <p11-kit/pkcs11.h>
+
+#include <optional>
+#include <span>
+#include <string>
+
+namespace hbsd::hsm {
+
+// Owns a loaded and initialised PKCS11_CTX (C_Initialize on load, C_Finalize on unload).
+class Pkcs11Ctx {
+public:
+    explicit Pkcs11Ctx(const std::string& module_path);  // Error::internal if it cannot load
+    Pkcs11Ctx(Pkcs11Ctx&& other) noexcept;
+    Pkcs11Ctx& operator=(Pkcs11Ctx&& other) noexcept;
+    Pkcs11Ctx(const Pkcs11Ctx&) = delete;
+    Pkcs11Ctx& operator=(const Pkcs11Ctx&) = delete;
+    ~Pkcs11Ctx();
+
+    PKCS11_CTX* get() const noexcept { return ctx_; }
+
+private:
+    PKCS11_CTX* ctx_;
+};
+
+// Owns the slot array of PKCS11_enumerate_slots / PKCS11_update_slots.
+class Pkcs11SlotList {
+public:
+    Pkcs11SlotList() noexcept = default;
+    Pkcs11SlotList(Pkcs11SlotList&& other) noexcept;
+    Pkcs11SlotList& operator=(Pkcs11SlotList&& other) noexcept;
+    Pkcs11SlotList(const Pkcs11SlotList&) = delete;
+    Pkcs11SlotList& operator=(const Pkcs11SlotList&) = delete;
+    ~Pkcs11SlotList();
+
+    // Re-reads slots and tokens. libp11 keeps its per-slot private state (session pool, login
+    // state) for slot ids it already knew, but frees every PKCS11_SLOT/PKCS11_TOKEN/PKCS11_KEY
+    // handed out before: callers must drop such pointers first.
+    void update(const Pkcs11Ctx& ctx);
+
+    std::span<PKCS11_SLOT> slots() const noexcept { return {slots_, count_}; }
+
+private:
+    PKCS11_CTX* ctx_ = nullptr;
+    PKCS11_SLOT* slots_ = nullptr;
+    unsigned count_ = 0;
+};
+
+// The module's CK_FUNCTION_LIST, reached through a second reference (RTLD_NOLOAD) to the very
+// library libp11 loaded, so calls through it share libp11's C_Initialize and login state.
+class ModuleFunctions {
+public:
+    explicit ModuleFunctions(const std::string& module_path);  // after Pkcs11Ctx loaded it
+    ModuleFunctions(ModuleFunctions&& other) noexcept;
+    ModuleFunctions& operator=(ModuleFunctions&& other) noexcept;
+    ModuleFunctions(const ModuleFunctions&) = delete;
+    ModuleFunctions& operator=(const ModuleFunctions&) = delete;
+    ~ModuleFunctions();
+
+    CK_FUNCTION_LIST* operator->() const noexcept { return list_; }
+
+private:
+    void* handle_;
+    CK_FUNCTION_LIST* list_;
+};
+
+// Owns one PKCS#11 session opened directly on the module (not one of libp11's pool).
+class Pkcs11Session {
+public:
+    Pkcs11Session() noexcept = default;
+    Pkcs11Session(CK_FUNCTION_LIST* functions, CK_SESSION_HANDLE handle) noexcept
+        : functions_(functions), handle_(handle) {}
+    Pkcs11Session(Pkcs11Session&& other) noexcept;
+    Pkcs11Session& operator=(Pkcs11Session&& other) noexcept;
+    Pkcs11Session(const Pkcs11Session&) = delete;
+    Pkcs11Session& operator=(const Pkcs11Session&) = delete;
+    ~Pkcs11Session();
+
+    explicit operator bool() const noexcept { return functions_ != nullptr; }
+    CK_SESSION_HANDLE get() const noexcept { return handle_; }
+
+private:
+    CK_FUNCTION_LIST* functions_ = nullptr;
+    CK_SESSION_HANDLE handle_ = 0;
+};
+
+}  // namespace hbsd::hsm

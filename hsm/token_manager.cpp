@@ -1,0 +1,321 @@
+#include "hsm/token_manager.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "hsm/errors.hpp"
+#include "hsm/keys.hpp"
+#include "hsm/signer.hpp"
+#include "hsm/token_state.hpp"
+#include "hsm/uri.hpp"
+
+// Why some calls bypass libp11 and go straight to the module's function list:
+//  - C_Login/C_Logout: libp11 0.4.12's PKCS11_login keeps a heap copy of the PIN in the slot
+//    (to log in again after fork) until the slot is released, and answers success for any
+//    PIN once the slot is logged in. hsm/ must neither keep a PIN nor accept an unchecked
+//    one, so it logs in on a session of its own, held open for as long as the token is
+//    logged in (closing an application's last session would log it out).
+//  - C_GetSlotInfo/C_GetTokenInfo: libp11 only re-reads token flags (PIN count low, final
+//    try, locked) by re-enumerating every slot, which frees all its key handles; and its
+//    session pool must not be asked for a session when the token is gone (session_pool.hpp).
+// Everything else - loading, slots, tokens, objects, private keys and signing - is libp11.
+
+namespace hbsd::hsm {
+
+namespace {
+
+using detail::ManagerState;
+using detail::Module;
+using detail::TokenState;
+
+std::string trimmed(const unsigned char* field, size_t size) {
+    std::string s(reinterpret_cast<const char*>(field), size);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.pop_back();
+    return s;
+}
+
+unsigned pool_limit(const TokenManagerOptions& options, const CK_TOKEN_INFO& info) {
+    unsigned limit = std::min(options.max_sessions_per_token, SessionPool::libp11_max_sessions);
+    const unsigned long max = info.ulMaxSessionCount;
+    if (max != CK_EFFECTIVELY_INFINITE && max != CK_UNAVAILABLE_INFORMATION) {
+        // One session is ours for the login.
+        limit = std::min<unsigned long>(limit, max > 1 ? max - 1 : 1);
+    }
+    return std::max(limit, 1u);
+}
+
+bool token_usable(const CK_TOKEN_INFO& info) { return info.flags & CKF_TOKEN_INITIALIZED; }
+
+// Re-enumerates one module's slots; the module lock is held exclusively by the caller.
+void refresh_module(ManagerState& state, const std::shared_ptr<Module>& module) {
+    std::vector<std::shared_ptr<TokenState>> mine;
+    for (auto& t : state.snapshot())
+        if (t->module == module) mine.push_back(t);
+    // PKCS11_update_slots frees every PKCS11_SLOT/TOKEN/KEY we point into.
+    for (auto& t : mine) t->forget_objects();
+    module->slots.update(module->ctx);
+
+    std::vector<std::shared_ptr<TokenState>> found;
+    for (PKCS11_SLOT& slot : module->slots.slots()) {
+        const CK_SLOT_ID id = PKCS11_get_slotid_from_slot(&slot);
+        CK_TOKEN_INFO info{};
+        const bool present = slot.token &&
+                             module->functions->C_GetTokenInfo(id, &info) == CKR_OK &&
+                             token_usable(info);
+        std::shared_ptr<TokenState> previous;
+        for (auto& t : mine)
+            if (t->slot_id == id && !t->gone) previous = t;
+        if (present && previous && std::memcmp(&previous->info.label, &info.label,
+                                               sizeof info.label) == 0 &&
+            std::memcmp(previous->info.serialNumber, info.serialNumber,
+                        sizeof info.serialNumber) == 0) {
+            previous->slot = &slot;
+            try {
+                previous->ensure_present();
+                found.push_back(previous);
+                continue;
+            } catch (const Error&) {
+                // Its login session died: the token was taken out and put back.
+            }
+        }
+        if (previous) previous->gone = true;
+        if (!present) continue;
+        const bool reused_slot =
+            std::ranges::any_of(mine, [id](const auto& t) { return t->slot_id == id; });
+        if (reused_slot) {
+            // libp11 0.4.12 would keep handing out the dead sessions of the token that was
+            // here before; PKCS11_open_session empties its pool for this slot.
+            PKCS11_open_session(&slot, 0);
+        }
+        std::optional<std::string> reader;
+        if (slot.removable && slot.description) reader = slot.description;
+        auto token = std::make_shared<TokenState>(module, id, info, reader,
+                                                  pool_limit(state.options, info),
+                                                  state.options.max_wrong_pins_while_logged_in);
+        token->slot = &slot;
+        found.push_back(std::move(token));
+    }
+
+    std::lock_guard lock(state.tokens_mutex);
+    std::erase_if(state.tokens, [&](const auto& t) { return t->module == module; });
+    // Keep the last gone token of each slot so that its URI answers TokenNotPresent.
+    for (auto& t : mine) {
+        const bool replaced = std::ranges::any_of(
+            found, [&](const auto& f) { return f->slot_id == t->slot_id; });
+        if (t->gone && !replaced) state.tokens.push_back(t);
+    }
+    for (auto& t : found) state.tokens.push_back(std::move(t));
+}
+
+void refresh_all(ManagerState& state) {
+    for (auto& module : state.modules) {
+        std::unique_lock lock(module->lock);
+        refresh_module(state, module);
+    }
+}
+
+std::optional<Pkcs11Uri> parse_or(std::string_view text) { return Pkcs11Uri::parse(text); }
+
+// The one token `text` names. Gone tokens answer TokenNotPresent, unknown or ambiguous
+// URIs TokenNotFound.
+std::shared_ptr<TokenState> resolve_token(ManagerState& state, std::string_view text) {
+    const auto uri = parse_or(text);
+    if (!uri) throw Error::token_not_found(text);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        std::vector<std::shared_ptr<TokenState>> live, gone;
+        for (auto& t : state.snapshot()) {
+            if (!uri->matches_module(t->module->info) || !uri->matches_token(t->info)) continue;
+            (t->gone ? gone : live).push_back(t);
+        }
+        if (live.size() == 1) return live.front();
+        if (live.size() > 1) throw Error::token_not_found(text);
+        if (!gone.empty() && attempt == 1) throw Error::token_not_present(text);
+        // Not known (yet): a token may have been inserted since the last enumeration.
+        refresh_all(state);
+    }
+    throw Error::token_not_found(text);
+}
+
+}  // namespace
+
+TokenManager::TokenManager(std::vector<ModuleConfig> modules, TokenManagerOptions options)
+    : state_(std::make_unique<detail::ManagerState>()) {
+    state_->options = options;
+    for (const auto& config : modules)
+        state_->modules.push_back(std::make_shared<Module>(config));
+    refresh_all(*state_);
+}
+
+TokenManager::TokenManager(TokenManager&&) noexcept = default;
+TokenManager& TokenManager::operator=(TokenManager&&) noexcept = default;
+TokenManager::~TokenManager() = default;
+
+void TokenManager::refresh() { refresh_all(*state_); }
+
+std::vector<TokenInfo> TokenManager::list_tokens() {
+    refresh_all(*state_);
+    std::vector<TokenInfo> out;
+    for (auto& t : state_->snapshot()) {
+        TokenInfo info;
+        info.uri = t->uri;
+        info.label = trimmed(t->info.label, sizeof t->info.label);
+        info.manufacturer = trimmed(t->info.manufacturerID, sizeof t->info.manufacturerID);
+        info.model = trimmed(t->info.model, sizeof t->info.model);
+        info.serial = trimmed(t->info.serialNumber, sizeof t->info.serialNumber);
+        info.present = !t->gone;
+        info.reader = t->reader;
+        info.logged_in = info.present && t->logged_in();
+        info.module = t->module->name;
+        out.push_back(std::move(info));
+    }
+    return out;
+}
+
+std::vector<KeyInfo> TokenManager::list_keys(std::string_view token_uri) {
+    auto token = resolve_token(*state_, token_uri);
+    std::shared_lock module_lock(token->module->lock);
+    std::unique_lock objects_lock(token->objects);
+    return load_key_list(*token);
+}
+
+Login TokenManager::login(std::string_view token_uri, std::string_view pin) {
+    // PKCS#11 PINs are short; a huge one is a caller bug, not a guess worth a retry count.
+    if (pin.size() > 1024) throw Error::invalid_parameter("pin");
+    auto token = resolve_token(*state_, token_uri);
+    std::shared_lock module_lock(token->module->lock);
+    token->ensure_present();
+    auto& f = token->module->functions;
+    std::lock_guard lock(token->login);
+
+    if (token->logins > 0) {
+        if (token->wrong_pins >= token->max_wrong_pins) throw Error::pin_locked();
+        if (token->verifier && token->verifier->matches(pin)) {
+            ++token->logins;
+            return Login(token);
+        }
+        const unsigned left = token->max_wrong_pins - ++token->wrong_pins;
+        if (left == 0) throw Error::pin_locked();
+        throw Error::pin_incorrect(static_cast<long>(left));
+    }
+
+    CK_TOKEN_INFO info{};
+    if (f->C_GetTokenInfo(token->slot_id, &info) == CKR_OK && (info.flags & CKF_USER_PIN_LOCKED))
+        throw Error::pin_locked();
+    CK_SESSION_HANDLE handle = 0;
+    if (const CK_RV rv =
+            f->C_OpenSession(token->slot_id, CKF_SERIAL_SESSION, nullptr, nullptr, &handle);
+        rv != CKR_OK) {
+        if (ckr_means_token_gone(rv)) token->gone = true;
+        throw ckr_error(rv, "C_OpenSession", token->uri);
+    }
+    Pkcs11Session session(f.operator->(), handle);
+    const CK_RV rv = f->C_Login(handle, CKU_USER,
+                                reinterpret_cast<unsigned char*>(const_cast<char*>(pin.data())),
+                                pin.size());
+    if (rv == CKR_USER_ALREADY_LOGGED_IN) {
+        // Logged in by someone else in this process (another TokenManager on the same
+        // module): this PIN cannot be checked, so it is not accepted.
+        throw Error::internal("token " + token->uri + " is logged in outside hsm/");
+    }
+    if (rv != CKR_OK) {
+        std::optional<unsigned long> flags;
+        if (f->C_GetTokenInfo(token->slot_id, &info) == CKR_OK) flags = info.flags;
+        if (ckr_means_token_gone(rv)) token->gone = true;
+        throw login_error(rv, flags, token->uri);
+    }
+    token->verifier = std::make_unique<PinVerifier>(pin);
+    token->wrong_pins = 0;
+    token->login_session = std::move(session);
+    token->logins = 1;
+    return Login(token);
+}
+
+namespace {
+
+// The one private key of the login's token that `key_uri` names, as a new reference.
+// Caller holds the module lock (shared).
+EvpPkey find_private_key(TokenState& token, std::string_view key_uri, detail::PrivateKey* copy) {
+    const auto uri = Pkcs11Uri::parse(key_uri);
+    if (!uri || !uri->matches_module(token.module->info) || !uri->matches_token(token.info))
+        throw Error::key_not_found(key_uri);
+    auto lookup = [&]() -> const detail::PrivateKey* {
+        const detail::PrivateKey* match = nullptr;
+        for (const auto& k : token.private_keys) {
+            if (!uri->matches_private_key(k.id, k.label)) continue;
+            if (match) throw Error::key_not_found(key_uri);  // ambiguous
+            match = &k;
+        }
+        return match;
+    };
+    {
+        std::shared_lock lock(token.objects);
+        if (token.private_keys_loaded) {
+            if (const auto* k = lookup()) {
+                if (copy) *copy = {k->id, k->label, k->uri, nullptr, k->algorithm, k->bits};
+                EVP_PKEY_up_ref(k->key.get());
+                return EvpPkey(k->key.get());
+            }
+        }
+    }
+    // Not loaded yet, or a key created since: read the token's private keys (again).
+    std::unique_lock lock(token.objects);
+    load_private_keys(token);
+    const auto* k = lookup();
+    if (!k) throw Error::key_not_found(key_uri);
+    if (copy) *copy = {k->id, k->label, k->uri, nullptr, k->algorithm, k->bits};
+    EVP_PKEY_up_ref(k->key.get());
+    return EvpPkey(k->key.get());
+}
+
+TokenState& token_of(const Login& login, const std::shared_ptr<TokenState>& token) {
+    if (!login || !token) throw Error::internal("use of a moved-from Login");
+    return *token;
+}
+
+}  // namespace
+
+KeyInfo TokenManager::find_key(const Login& login, std::string_view key_uri) {
+    TokenState& token = token_of(login, login.token_);
+    std::shared_lock module_lock(token.module->lock);
+    token.ensure_present();
+    detail::PrivateKey key;
+    find_private_key(token, key_uri, &key);
+    KeyInfo info;
+    info.uri = key.uri;
+    info.label = key.label;
+    info.algorithm = key.algorithm;
+    info.bits = key.bits;
+    std::unique_lock lock(token.objects);
+    attach_certificate(info, key.id, load_certificates(token));
+    return info;
+}
+
+std::vector<unsigned char> TokenManager::sign(const Login& login, std::string_view key_uri,
+                                              Mechanism mechanism,
+                                              std::span<const unsigned char> sha256_digest) {
+    if (sha256_digest.size() != 32) throw Error::invalid_parameter("digest");
+    TokenState& token = token_of(login, login.token_);
+    std::shared_lock module_lock(token.module->lock);
+    token.ensure_present();
+    detail::PrivateKey key;
+    EvpPkey pkey = find_private_key(token, key_uri, &key);
+    const bool rsa_mechanism = mechanism != Mechanism::ecdsa_sha256;
+    if (rsa_mechanism != (key.algorithm == KeyAlgorithm::rsa))
+        throw Error::invalid_parameter("mechanism");
+
+    auto lease = token.pool.acquire();
+    // Shared: signing only reads libp11's key objects, which an enumeration may replace.
+    std::shared_lock objects_lock(token.objects);
+    clear_p11_failures();
+    auto signature = sign_digest(pkey.get(), mechanism, sha256_digest);
+    if (!signature.empty()) return signature;
+    const auto failure = take_p11_failure();
+    if (failure.ckr) {
+        if (ckr_means_token_gone(*failure.ckr)) token.gone = true;
+        throw ckr_error(*failure.ckr, "C_Sign", token.uri, key_uri);
+    }
+    throw Error::internal("signing failed: " + failure.detail);
+}
+
+}  // namespace hbsd::hsm

@@ -1,0 +1,114 @@
+#include "hsm/token_state.hpp"
+
+#include <cstring>
+#include <utility>
+
+#include "hsm/errors.hpp"
+#include "hsm/uri.hpp"
+
+namespace hbsd::hsm::detail {
+
+Module::Module(const ModuleConfig& config)
+    : name(config.name), path(config.path), ctx(config.path), functions(config.path) {
+    if (functions->C_GetInfo(&info) != CKR_OK) std::memset(&info, 0, sizeof info);
+}
+
+TokenState::TokenState(std::shared_ptr<Module> module_, CK_SLOT_ID slot_id_,
+                       const CK_TOKEN_INFO& info_, std::optional<std::string> reader_,
+                       unsigned pool_limit, unsigned max_wrong_pins_)
+    : module(std::move(module_)),
+      slot_id(slot_id_),
+      info(info_),
+      uri(format_token_uri(info_)),
+      reader(std::move(reader_)),
+      max_wrong_pins(max_wrong_pins_),
+      pool(pool_limit) {}
+
+namespace {
+
+bool same_token(const CK_TOKEN_INFO& a, const CK_TOKEN_INFO& b) {
+    return std::memcmp(a.label, b.label, sizeof a.label) == 0 &&
+           std::memcmp(a.manufacturerID, b.manufacturerID, sizeof a.manufacturerID) == 0 &&
+           std::memcmp(a.model, b.model, sizeof a.model) == 0 &&
+           std::memcmp(a.serialNumber, b.serialNumber, sizeof a.serialNumber) == 0;
+}
+
+}  // namespace
+
+void TokenState::ensure_present() {
+    if (gone) throw Error::token_not_present(uri);
+    auto& f = module->functions;
+    CK_SLOT_INFO slot_info{};
+    CK_TOKEN_INFO now{};
+    const bool present = f->C_GetSlotInfo(slot_id, &slot_info) == CKR_OK &&
+                         (slot_info.flags & CKF_TOKEN_PRESENT) &&
+                         f->C_GetTokenInfo(slot_id, &now) == CKR_OK && same_token(now, info);
+    bool session_alive = true;
+    {
+        std::lock_guard lock(login);
+        if (logins > 0) {
+            CK_SESSION_INFO session_info{};
+            session_alive = f->C_GetSessionInfo(login_session.get(), &session_info) == CKR_OK;
+        }
+    }
+    if (!present || !session_alive) {
+        gone = true;
+        throw Error::token_not_present(uri);
+    }
+}
+
+void TokenState::forget_objects() noexcept {
+    private_keys.clear();
+    private_keys_loaded = false;
+    slot = nullptr;
+}
+
+bool TokenState::logged_in() {
+    std::lock_guard lock(login);
+    return logins > 0;
+}
+
+void TokenState::release_login() noexcept {
+    std::shared_lock module_lock(module->lock);
+    std::lock_guard lock(login);
+    if (logins == 0 || --logins > 0) return;
+    {
+        // The EVP_PKEYs of private keys are useless once logged out; drop them with the login.
+        std::unique_lock objects_lock(objects);
+        private_keys.clear();
+        private_keys_loaded = false;
+    }
+    if (!gone) module->functions->C_Logout(login_session.get());
+    login_session = Pkcs11Session();
+    verifier.reset();
+    wrong_pins = 0;
+}
+
+std::vector<std::shared_ptr<TokenState>> ManagerState::snapshot() {
+    std::lock_guard lock(tokens_mutex);
+    return tokens;
+}
+
+}  // namespace hbsd::hsm::detail
+
+namespace hbsd::hsm {
+
+Login::Login(std::shared_ptr<detail::TokenState> token) noexcept : token_(std::move(token)) {}
+Login::Login(Login&& other) noexcept = default;
+Login& Login::operator=(Login&& other) noexcept {
+    if (this != &other) {
+        if (token_) token_->release_login();
+        token_ = std::move(other.token_);
+    }
+    return *this;
+}
+Login::~Login() {
+    if (token_) token_->release_login();
+}
+
+const std::string& Login::token_uri() const {
+    if (!token_) throw Error::internal("use of a moved-from Login");
+    return token_->uri;
+}
+
+}  // namespace hbsd::hsm

@@ -1,0 +1,97 @@
+// Internal state behind TokenManager and Login (not part of the interface).
+//
+// Locking, always taken in this order:
+//   Module::lock       shared by every use of libp11's slot/token/key structures, exclusive
+//                      while PKCS11_update_slots replaces them (refresh);
+//   TokenState::login  the token's login state (count, session, PIN verifier);
+//   TokenState::objects  libp11's object caches of the slot and our key cache: exclusive
+//                      while enumerating objects, shared while signing;
+//   ManagerState::tokens_mutex is only held to copy or edit the token list, never while
+//   taking one of the above.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "hsm/module.hpp"
+#include "hsm/openssl_handles.hpp"
+#include "hsm/pin_verifier.hpp"
+#include "hsm/session_pool.hpp"
+#include "hsm/token_manager.hpp"
+
+namespace hbsd::hsm::detail {
+
+struct Module {
+    explicit Module(const ModuleConfig& config);
+
+    const std::string name;
+    const std::string path;
+    Pkcs11Ctx ctx;
+    ModuleFunctions functions;
+    CK_INFO info{};
+    std::shared_mutex lock;
+    Pkcs11SlotList slots;  // guarded by lock
+};
+
+struct PrivateKey {
+    std::vector<unsigned char> id;
+    std::string label;
+    std::string uri;
+    EvpPkey key;  // libp11's EVP_PKEY; signs through the token
+    KeyAlgorithm algorithm = KeyAlgorithm::rsa;
+    int bits = 0;
+};
+
+struct TokenState {
+    TokenState(std::shared_ptr<Module> module, CK_SLOT_ID slot_id, const CK_TOKEN_INFO& info,
+               std::optional<std::string> reader, unsigned pool_limit, unsigned max_wrong_pins);
+
+    const std::shared_ptr<Module> module;
+    const CK_SLOT_ID slot_id;
+    const CK_TOKEN_INFO info;  // as read when the token was found
+    const std::string uri;
+    const std::optional<std::string> reader;
+    const unsigned max_wrong_pins;
+
+    // Removed (or replaced) since it was found: every Login of it is dead.
+    std::atomic<bool> gone{false};
+    PKCS11_SLOT* slot = nullptr;  // guarded by module->lock; null once gone
+
+    SessionPool pool;
+
+    std::mutex login;
+    unsigned logins = 0;                   // guarded by login
+    Pkcs11Session login_session;           // guarded by login; open while logins > 0
+    std::unique_ptr<PinVerifier> verifier;  // guarded by login
+    unsigned wrong_pins = 0;               // guarded by login
+
+    std::shared_mutex objects;
+    std::vector<PrivateKey> private_keys;  // guarded by objects
+    bool private_keys_loaded = false;      // guarded by objects
+
+    // Throws TokenNotPresent (and marks the token gone) unless its slot still holds this
+    // very token and, while logged in, the login session is still alive.
+    void ensure_present();
+    // Drops every libp11 pointer this token caches; caller holds module->lock exclusively.
+    void forget_objects() noexcept;
+    // Called by ~Login.
+    void release_login() noexcept;
+    bool logged_in();
+};
+
+struct ManagerState {
+    TokenManagerOptions options;
+    std::vector<std::shared_ptr<Module>> modules;
+    std::mutex tokens_mutex;
+    // Every token found, and the last one seen in each slot that has since gone.
+    std::vector<std::shared_ptr<TokenState>> tokens;  // guarded by tokens_mutex
+
+    std::vector<std::shared_ptr<TokenState>> snapshot();
+};
+
+}  // namespace hbsd::hsm::detail

@@ -1,5 +1,6 @@
 #include "protocol/error.hpp"
 
+#include <boost/json/serialize.hpp>
 #include <openssl/rand.h>
 
 #include <array>

@@ -1,0 +1,107 @@
+#include "daemon/dispatch.hpp"
+
+#include "daemon/handlers.hpp"
+#include "daemon/log.hpp"
+
+#include <array>
+
+namespace hbsd::daemon {
+namespace {
+
+using enum Capability;
+constexpr auto S = kSignerInterface;
+constexpr auto V = kServiceInterface;
+constexpr auto io = Runs::io_thread;
+constexpr auto pool = Runs::worker_pool;
+constexpr auto later = Availability::pending;
+constexpr auto ready = Availability::ready;
+
+// Capabilities as the contract's header states them. The org.varlink.service methods only
+// describe the interface, so anyone allowed to connect to the socket may call them.
+constexpr std::array kTable{
+    MethodEntry{V, "GetInfo", none, handlers::get_info, io},
+    MethodEntry{V, "GetInterfaceDescription", none, handlers::get_interface_description, io},
+
+    MethodEntry{S, "Status", read, handlers::status, pool},
+    MethodEntry{S, "ListTokens", read, handlers::list_tokens, pool},
+    MethodEntry{S, "ListKeys", read, handlers::list_keys, pool},
+    MethodEntry{S, "OpenSession", sign, handlers::open_session, pool},
+    MethodEntry{S, "CloseSession", sign, handlers::close_session, pool},
+    MethodEntry{S, "Sign", sign, handlers::sign, pool},
+    MethodEntry{S, "SignBatch", sign, handlers::sign_batch, pool},
+    MethodEntry{S, "Verify", read, handlers::verify, pool},
+
+    // Administration (registry, assignments, locks): the registry issue fills these.
+    MethodEntry{S, "RegisterCertificate", admin, handlers::pending, pool, later},
+    MethodEntry{S, "ApproveCertificate", admin, handlers::pending, pool, later},
+    MethodEntry{S, "RevokeCertificate", admin, handlers::pending, pool, later},
+    MethodEntry{S, "ListCertificates", admin, handlers::pending, pool, later},
+    MethodEntry{S, "AssignRole", admin, handlers::pending, pool, later},
+    MethodEntry{S, "UnassignRole", admin, handlers::pending, pool, later},
+    MethodEntry{S, "ListAssignments", admin, handlers::pending, pool, later},
+    MethodEntry{S, "SetYearLock", admin, handlers::pending, pool, later},
+    // Records: the record-state issue fills these.
+    MethodEntry{S, "GetRecord", read, handlers::pending, pool, later},
+    MethodEntry{S, "RequestRevocation", admin, handlers::pending, pool, later},
+    MethodEntry{S, "DecideRevocation", admin, handlers::pending, pool, later},
+    MethodEntry{S, "TransferRecord", admin, handlers::pending, pool, later},
+    // Events and audit.
+    MethodEntry{S, "WatchEvents", read, handlers::pending, pool, later, true},
+    MethodEntry{S, "GetAuditLog", admin, handlers::pending, pool, later},
+    MethodEntry{S, "VerifyAuditLog", admin, handlers::pending, pool, later},
+};
+static_assert(ready != later);
+
+}  // namespace
+
+std::span<const MethodEntry> Dispatcher::table() noexcept { return kTable; }
+
+const MethodEntry* Dispatcher::find(std::string_view qualified) noexcept {
+    const auto [iface, name] = protocol::split_method(qualified);
+    for (const auto& e : kTable)
+        if (e.interface == iface && e.name == name) return &e;
+    return nullptr;
+}
+
+void Dispatcher::refused(const Caller& caller, std::string_view method, const Error& e) const {
+    log::info("refused uid=%u pid=%d method=%.*s: %s", caller.uid, caller.pid,
+              static_cast<int>(method.size()), method.data(), e.what());
+    if (on_refusal_) on_refusal_(caller, method, e);
+}
+
+const MethodEntry& Dispatcher::route(const Caller& caller, const protocol::Call& call) const {
+    const auto* entry = find(call.method);
+    if (!entry) {
+        const auto iface = protocol::split_method(call.method).first;
+        if (iface != kSignerInterface && iface != kServiceInterface)
+            throw Error(Errc::InterfaceNotFound, {{"interface", iface}});
+        throw Error::method_not_found(call.method);
+    }
+    if (!allows(caller.capabilities, entry->needs)) {
+        auto e = Error::permission_denied(caller.uid, call.method);
+        refused(caller, call.method, e);
+        throw e;
+    }
+    if (entry->availability == Availability::pending) throw Error::method_not_found(call.method);
+    if (entry->requires_more && !call.more) throw Error(Errc::ExpectedMore, {});
+    return *entry;
+}
+
+boost::json::object Dispatcher::invoke(const MethodEntry& entry, Services& services,
+                                       Request& request) const {
+    try {
+        return entry.handler(services, request);
+    } catch (const Error& e) {
+        if (e.code() == Errc::PermissionDenied)
+            refused(request.caller, request.call.method, e);
+        else if (e.code() == Errc::Internal)
+            log::error("%s: %s", request.call.method.c_str(), e.what());
+        throw;
+    } catch (const std::exception& e) {
+        auto internal = Error::internal(e.what());
+        log::error("%s: %s", request.call.method.c_str(), internal.what());
+        throw internal;
+    }
+}
+
+}  // namespace hbsd::daemon

@@ -1,0 +1,28 @@
+// Conversions shared by the handlers: hsm/ and dsig/ values to the contract's record types.
+#pragma once
+
+#include "daemon/services.hpp"
+#include "dsig/document.hpp"
+#include "hsm/token_manager.hpp"
+#include "protocol/types.hpp"
+
+#include <chrono>
+#include <ctime>
+#include <string>
+
+namespace hbsd::daemon {
+
+// RFC 3339, UTC, whole seconds: 2026-11-30T01:02:03Z.
+std::string rfc3339(std::chrono::system_clock::time_point t);
+
+protocol::Token to_wire(const hsm::TokenInfo& t);
+protocol::Key to_wire(const hsm::KeyInfo& k);
+
+// A signature's report with the daemon's own judgements added: trust (chain to the configured
+// anchors at `trust_time`) and registration (no registry yet: always false, said in problems).
+protocol::SignatureInfo to_wire(const dsig::SignatureReport& s, const TrustStore& trust,
+                                std::time_t trust_time);
+
+inline constexpr std::string_view kNoRegistry = "registry not configured";
+
+}  // namespace hbsd::daemon

@@ -1,0 +1,49 @@
+// OpenSession, CloseSession.
+#include "daemon/handlers.hpp"
+#include "daemon/handlers_common.hpp"
+
+#include <openssl/crypto.h>
+
+namespace hbsd::daemon::handlers {
+namespace json = boost::json;
+
+namespace {
+
+// Wipes the daemon's own copy of the PIN when it goes out of scope (the frame buffer it came in
+// is freed right after the call; hsm/ keeps no copy).
+struct PinGuard {
+    std::string& pin;
+    ~PinGuard() { OPENSSL_cleanse(pin.data(), pin.size()); }
+};
+
+}  // namespace
+
+json::object open_session(Services& s, Request& r) {
+    const std::string token = r.params.string("token");
+    std::string pin = r.params.string("pin");
+    PinGuard guard{pin};
+    const auto ttl_in = r.params.opt_integer("ttl_s");
+    const auto max_signatures = r.params.opt_integer("max_signatures");
+    r.params.finish();
+    if (ttl_in && *ttl_in <= 0) throw Error::invalid_parameter("ttl_s");
+    if (max_signatures && *max_signatures <= 0) throw Error::invalid_parameter("max_signatures");
+    const auto& l = s.config.limits;
+    // A ttl above the configured maximum is shortened, not refused: the reply says when the
+    // session really ends.
+    const std::int64_t ttl =
+        std::min<std::int64_t>(ttl_in.value_or(l.session_ttl_s), l.session_ttl_max_s);
+
+    hsm::Login login = s.tokens->login(token, pin);
+    auto opened = s.sessions.open(r.caller.uid, std::move(login), std::chrono::seconds(ttl),
+                                  max_signatures);
+    return {{"session", opened.id}, {"expires_at", rfc3339(opened.expires_at)}};
+}
+
+json::object close_session(Services& s, Request& r) {
+    const std::string session = r.params.string("session");
+    r.params.finish();
+    s.sessions.close(r.caller.uid, session, r.call.method);
+    return {};
+}
+
+}  // namespace hbsd::daemon::handlers

@@ -1,0 +1,87 @@
+// hbsd: the signing daemon.
+//   hbsd [--config PATH]                 serve (foreground; systemd Type=notify)
+//   hbsd --check-config [--config PATH]  parse and check the configuration, then exit
+//   hbsd --dev --socket PATH             development mode (see devmode.hpp)
+#include "daemon/config.hpp"
+#include "daemon/devmode.hpp"
+#include "daemon/dispatch.hpp"
+#include "daemon/log.hpp"
+#include "daemon/server.hpp"
+#include "daemon/services.hpp"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <optional>
+
+namespace {
+
+using namespace hbsd::daemon;
+
+int serve(Config config, const std::function<void()>& on_ready) {
+    TrustStore trust(config.trust_anchors, config.crl_files);
+    auto tokens = std::make_unique<hbsd::hsm::TokenManager>(config.modules);
+    Services services(std::move(config), std::move(tokens), std::move(trust));
+    Dispatcher dispatcher;
+    {
+        Server server(services, dispatcher);
+        server.listen();
+        server.run(on_ready);
+    }
+    log::info("stopped");
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"hbsd - signing appliance for digital school records (Hoc ba so)", "hbsd"};
+    std::string config_path(kDefaultConfigPath);
+    std::optional<std::string> socket_path;
+    bool check = false, dev = false, verbose = false;
+    app.add_option("-c,--config", config_path, "configuration file")->capture_default_str();
+    app.add_flag("--check-config", check, "check the configuration and exit (0: good)");
+    app.add_option("--socket", socket_path, "socket path (overrides [socket] path)");
+    app.add_flag("--dev", dev,
+                 "development mode: demo PKI and SoftHSM2 token in a temporary directory; "
+                 "prints one JSON line, then serves until SIGTERM/SIGINT");
+    app.add_flag("-v,--verbose", verbose, "debug log lines");
+    app.set_version_flag("--version", HBSD_VERSION);
+    CLI11_PARSE(app, argc, argv);
+    log::set_verbose(verbose);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    try {
+        if (dev) {
+            if (!socket_path) {
+                std::fprintf(stderr, "hbsd: --dev needs --socket PATH\n");
+                return 2;
+            }
+            devmode::DevEnvironment env({*socket_path, HBSD_SOFTHSM2_MODULE, ::getuid()});
+            return serve(env.config(), [&] {
+                // Printed only once the socket accepts: a script may connect right after.
+                std::cout << env.announcement() << std::endl;
+            });
+        }
+        Config config = load_config(config_path);
+        if (socket_path) config.socket.path = *socket_path;
+        if (check) {
+            // The trust anchors and CRLs are files too: load them as the daemon would.
+            TrustStore trust(config.trust_anchors, config.crl_files);
+            std::printf("%s: ok (%zu modules, %zu access rules, %zu trust anchors)\n",
+                        config_path.c_str(), config.modules.size(), config.access.size(),
+                        trust.anchors());
+            return 0;
+        }
+        return serve(std::move(config), {});
+    } catch (const ConfigError& e) {
+        std::fprintf(stderr, "hbsd: %s\n", e.what());
+        return 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "hbsd: %s\n", e.what());
+        return 1;
+    }
+}

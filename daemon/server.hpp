@@ -1,0 +1,71 @@
+// The Varlink server: one I/O thread runs every socket (accept, read, write, timers), so
+// connection state needs no locks; handlers that may block (PKCS#11, XML) run on a separate
+// worker pool and hand their replies back to the I/O thread.
+//
+// Shutdown (SIGTERM/SIGINT): the listening socket closes at once, new calls are refused with
+// Busy, calls already running (a whole SignBatch included) finish and their replies are
+// written, then every connection closes and run() returns.
+#pragma once
+
+#include "daemon/dispatch.hpp"
+#include "daemon/services.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <functional>
+#include <memory>
+#include <unordered_map>
+
+namespace hbsd::daemon {
+
+class Connection;
+
+class Server {
+  public:
+    Server(Services& services, const Dispatcher& dispatcher);
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+    ~Server();
+
+    // Binds config.socket.path (or takes the socket systemd passed, LISTEN_FDS). Throws
+    // std::runtime_error when the socket cannot be made or another daemon listens on it.
+    void listen();
+    // Serves until a stop signal (or stop()), then drains; returns when everything is closed.
+    // `on_ready` runs once, on the I/O thread, just before the first accept.
+    void run(const std::function<void()>& on_ready = {});
+    // Thread-safe: begins the same shutdown a SIGTERM does.
+    void stop();
+
+    // Retry hint in Busy replies.
+    static constexpr long kBusyRetryMs = 200;
+
+  private:
+    friend class Connection;
+
+    void accept();
+    void begin_drain();
+    void finish_if_drained();
+    void sweep();
+    void on_closed(Connection* c) noexcept;
+    void on_call_finished();
+
+    Services& services_;
+    const Dispatcher& dispatcher_;
+    boost::asio::io_context io_{1};
+    boost::asio::local::stream_protocol::acceptor acceptor_;
+    boost::asio::thread_pool pool_;
+    boost::asio::signal_set signals_;
+    boost::asio::steady_timer sweep_timer_;
+    boost::asio::steady_timer accept_retry_;
+    boost::asio::steady_timer drain_deadline_;
+    std::unordered_map<Connection*, std::weak_ptr<Connection>> connections_;
+    unsigned inflight_ = 0;  // calls on the worker pool; touched on the I/O thread only
+    bool draining_ = false;
+    bool finished_ = false;
+    std::string unlink_on_exit_;
+};
+
+}  // namespace hbsd::daemon

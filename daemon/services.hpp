@@ -1,0 +1,44 @@
+// Everything a handler may use, built once at start-up and shared by all worker threads.
+// Members are either immutable after start-up or synchronise themselves.
+#pragma once
+
+#include "daemon/config.hpp"
+#include "daemon/idempotency.hpp"
+#include "daemon/sessions.hpp"
+#include "daemon/trust.hpp"
+#include "hsm/token_manager.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+namespace hbsd::daemon {
+
+struct Services {
+    Services(Config cfg, std::unique_ptr<hsm::TokenManager> token_manager, TrustStore trust_store)
+        : config(std::move(cfg)),
+          tokens(std::move(token_manager)),
+          idempotency(std::make_unique<MemoryIdempotencyStore>(config.limits.idempotency_entries)),
+          trust(std::move(trust_store)) {}
+
+    const Config config;
+    std::unique_ptr<hsm::TokenManager> tokens;
+    SessionTable sessions;
+    std::unique_ptr<IdempotencyStore> idempotency;
+    RequestGate requests;
+    TrustStore trust;
+    std::atomic<std::int64_t> signatures{0};
+    // Stands in for the audit log's sequence until store/ exists: numbers the signatures made
+    // by this process, starting at 1.
+    std::atomic<std::int64_t> audit_seq{0};
+    const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+};
+
+// The interface text of vn.hocbaso.Signer, embedded at build time from the .varlink file.
+std::string_view signer_interface_description() noexcept;
+// org.varlink.service, as every Varlink service describes it.
+std::string_view varlink_service_description() noexcept;
+
+}  // namespace hbsd::daemon

@@ -30,6 +30,26 @@ std::int64_t Store::commit_signature(const SignatureCommit& c) {
         }
     }
 
+    // The policy ran before the key was used; an admin may have locked the year, or revoked or
+    // transferred the record, since. Checking again under the write lock keeps such a
+    // signature out of the store (the caller then discards it and replies with the refusal).
+    {
+        auto lock_st = db.prepare("SELECT 1 FROM year_locks WHERE school = ?1 AND year = ?2");
+        lock_st.bind(1, c.school).bind(2, c.year);
+        if (lock_st.step())
+            throw Error::policy("year_locked", "year " + c.year + " of school " + c.school +
+                                                   " was locked while signing");
+    }
+    if (const auto rec = detail::record_find(db, c.record)) {
+        if (rec->state == RecordStateKind::revoked ||
+            rec->state == RecordStateKind::revocation_requested)
+            throw Error::policy("record_revoked",
+                                "record " + c.record + " is " + std::string(to_string(rec->state)));
+        if (rec->school != c.school)
+            throw Error::policy("record_transferred",
+                                "record " + c.record + " is now held by school " + rec->school);
+    }
+
     const std::string after_sha = detail::archive_put(db, c.document_after);
 
     if (!detail::record_find(db, c.record)) detail::record_create(db, c.record, c.school, time);

@@ -237,7 +237,10 @@ class Store {
     // (created if new; the year marked issued for the seal) and its history, the audit entry,
     // the signature index and the idempotency row. Returns the audit seq. When the request id
     // is already stored (a concurrent twin), nothing is written and the stored seq is returned
-    // (or InvalidParameter("request_id") if it was a different request).
+    // (or InvalidParameter("request_id") if it was a different request). Because the policy
+    // ran before the token signed, the year lock and record state are checked again inside
+    // the transaction: PolicyViolation year_locked / record_revoked / record_transferred, and
+    // nothing is written.
     std::int64_t commit_signature(const SignatureCommit& commit);
 
     // -- archive

@@ -122,6 +122,31 @@ TEST_CASE("commit_signature writes archive, record, audit, index and idempotency
     }
 }
 
+TEST_CASE("commit_signature re-checks lock and record state under its lock", "[store]") {
+    test::TempDir dir;
+    auto s = Store::open(dir / "hbsd.db");
+    s.commit_signature(commit("first", "first"));
+    auto refused = [&](const char* reason) {
+        auto e = test::error_of([&] { s.commit_signature(commit("late", "late")); });
+        REQUIRE(e);
+        CHECK(test::param(*e, "reason") == reason);
+        CHECK_FALSE(s.lookup(1000, "late"));
+        CHECK(s.list_audit().size() == 1);
+    };
+    SECTION("year locked meanwhile") {
+        s.set_year_lock("94000123", "2024-2025", true);
+        refused("year_locked");
+    }
+    SECTION("revocation requested meanwhile") {
+        s.request_revocation("94000123-2024-0001", "x");
+        refused("record_revoked");
+    }
+    SECTION("transferred meanwhile") {
+        s.transfer_record("94000123-2024-0001", "79000001");
+        refused("record_transferred");
+    }
+}
+
 TEST_CASE("a failing commit leaves nothing behind", "[store]") {
     test::TempDir dir;
     auto s = Store::open(dir / "hbsd.db");

@@ -93,7 +93,9 @@ class Document {
     ~Document();
 
     const std::string& record() const noexcept;
-    // From the structure alone; cheap, no cryptography.
+    // From the structure alone; cheap, no cryptography. add_signature rebuilds these: references
+    // into years() / year() do not survive it (signature() and report() pointers into
+    // signatures do, report() itself is rebuilt on next call).
     const std::vector<YearReport>& years() const noexcept;
     const YearReport* year(std::string_view year) const noexcept;
 

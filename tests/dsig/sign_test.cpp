@@ -1,0 +1,39 @@
+// Signing through all four stages, across two years, and what the signer callback may do.
+#include "catch.hpp"
+
+#include "dsig/document.hpp"
+#include "policies/order.hpp"
+#include "support.hpp"
+
+using namespace hbsd;
+using namespace hbsd::test;
+using dsig::Stage;
+
+TEST_CASE("the fixture signed through all four stages verifies, in order") {
+    const std::string& xml = fully_signed();
+    auto doc = dsig::Document::parse(xml);
+    const dsig::Report& r = doc.report();
+    CHECK(r.record == kRecord);
+    REQUIRE(r.signatures.size() == 15);
+    for (const auto& s : r.signatures) {
+        INFO(s.id << ": " << (s.problems.empty() ? "" : s.problems.front()));
+        CHECK(s.valid);
+        CHECK(s.in_order);
+        CHECK(s.year == kYear);
+        CHECK(s.fingerprint.size() == 64);
+        CHECK(s.signature_value_sha256.size() == 64);
+        CHECK(s.signing_time == "2025-05-30T08:00:00Z");
+    }
+    CHECK(r.signatures[0].id == sig_id(Stage::subject_teacher, kYear, "TOAN"));
+    CHECK(r.signatures[0].subject == "TOAN");
+    CHECK(r.signatures[12].role == Stage::homeroom_teacher);
+    CHECK(r.signatures[13].role == Stage::principal);
+    CHECK(r.signatures[14].role == Stage::school);
+    CHECK(r.signatures[14].signer.find("Truong THCS") != std::string::npos);
+    REQUIRE(r.years.size() == 1);
+    CHECK(r.years[0].stage == Stage::school);
+    CHECK(r.years[0].missing_subjects.empty());
+    CHECK(r.years[0].school == "94000123");
+    CHECK(r.years[0].class_name == "6A1");
+    CHECK(r.verdict() == dsig::Report::Verdict::valid);
+}

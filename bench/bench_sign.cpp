@@ -1,0 +1,167 @@
+// Signing-core benchmark (issue: signing core). Prints, on one SoftHSM2 token in one run:
+//  - raw C_Sign/s for RSA-2048 and P-256 (bench/raw_sign: the module's function list, no hbsd);
+//  - our full stage signature per second for the fixture record: parse, verify the earlier
+//    stages (check_order), c14n + digest + sign through hsm/, serialize; for a subject-teacher
+//    stage (nothing earlier) and for the school stage (14 earlier signatures verified first);
+//  - the ratios to raw. Targets (RSA-2048, one thread): teacher >= 70 %, school >= 40 %.
+// Usage: bench_sign [--seconds N] [--fixture PATH]
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <sstream>
+#include <string>
+
+#include "bench/raw_sign.hpp"
+#include "dsig/document.hpp"
+#include "hsm/token_manager.hpp"
+#include "policies/order.hpp"
+
+namespace fs = std::filesystem;
+using hbsd::dsig::Stage;
+
+namespace {
+
+constexpr char kYear[] = "2024-2025";
+constexpr char kPin[] = "1234";
+constexpr char kToken[] = "hbsd-bench";
+
+std::string read_file(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+void run(const std::string& cmd) {
+    if (std::system(cmd.c_str()) != 0) throw std::runtime_error("failed: " + cmd);
+}
+
+// Calls f repeatedly for `seconds`; returns calls per second.
+double rate(double seconds, const std::function<void()>& f) {
+    using clock = std::chrono::steady_clock;
+    f();  // warm-up: schema compile, first session, caches
+    long n = 0;
+    const auto start = clock::now();
+    const auto until = start + std::chrono::duration<double>(seconds);
+    while (clock::now() < until) {
+        f();
+        ++n;
+    }
+    return n / std::chrono::duration<double>(clock::now() - start).count();
+}
+
+struct Keys {
+    hbsd::hsm::TokenManager& tm;
+    hbsd::hsm::Login& login;
+    std::string token_uri;
+
+    hbsd::dsig::Signer signer(const std::string& label) {
+        std::string uri;
+        for (const auto& k : tm.list_keys(token_uri))
+            if (k.label == label) uri = k.uri;
+        const auto key = tm.find_key(login, uri);
+        const auto mech = key.algorithm == hbsd::hsm::KeyAlgorithm::rsa
+                              ? hbsd::hsm::Mechanism::rsa_pkcs1_sha256
+                              : hbsd::hsm::Mechanism::ecdsa_sha256;
+        return {key.certificate_der, [this, uri, mech](std::span<const unsigned char> d) {
+                    return tm.sign(login, uri, mech, d);
+                }};
+    }
+};
+
+// One full stage, as the daemon does it for Sign.
+std::string sign_stage(const std::string& xml, Stage stage, const std::string& subject,
+                       const hbsd::dsig::Signer& signer) {
+    auto doc = hbsd::dsig::Document::parse(xml);
+    std::optional<std::string_view> subj;
+    if (stage == Stage::subject_teacher) subj = subject;
+    hbsd::policies::check_order(doc, stage, kYear, subj);
+    doc.add_signature(stage, kYear, subj, signer, std::chrono::system_clock::now());
+    return doc.serialize();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+    double seconds = 3;
+    fs::path fixture = HBSD_FIXTURE;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--seconds" && i + 1 < argc) seconds = std::atof(argv[++i]);
+        else if (a == "--fixture" && i + 1 < argc) fixture = argv[++i];
+        else {
+            std::cerr << "usage: bench_sign [--seconds N] [--fixture PATH]\n";
+            return 2;
+        }
+    }
+
+    char tmpl[] = "/tmp/hbsd-bench-XXXXXX";
+    const fs::path dir = mkdtemp(tmpl);
+    run("'" HBSD_TEST_SUPPORT_DIR "/make-test-pki' '" + (dir / "pki").string() + "' >/dev/null");
+    run("'" HBSD_TEST_SUPPORT_DIR "/make-softhsm-token' '" + (dir / "hsm").string() + "' '" +
+        (dir / "pki").string() + "' " + kToken + " " + kPin);
+    setenv("SOFTHSM2_CONF", (dir / "hsm" / "softhsm2.conf").c_str(), 1);
+
+    const std::string xml = read_file(fixture);
+    std::printf("hbsd signing-core benchmark: SoftHSM2 (%s), one thread, %.1f s per figure\n",
+                HBSD_SOFTHSM2_MODULE, seconds);
+
+    const auto raw_rsa = hbsd::bench::raw_sign(HBSD_SOFTHSM2_MODULE, kToken, kPin, "gvbm-TOAN",
+                                               hbsd::bench::RawKind::rsa_pkcs1_sha256, 1, seconds);
+    const auto raw_ec = hbsd::bench::raw_sign(HBSD_SOFTHSM2_MODULE, kToken, kPin, "truong",
+                                              hbsd::bench::RawKind::ecdsa, 1, seconds);
+
+    hbsd::hsm::TokenManager tm(std::vector<hbsd::hsm::ModuleConfig>{{"softhsm", HBSD_SOFTHSM2_MODULE}});
+    std::string token_uri;
+    for (const auto& t : tm.list_tokens())
+        if (t.label == kToken) token_uri = t.uri;
+    auto login = tm.login(token_uri, kPin);
+    Keys keys{tm, login, token_uri};
+
+    const auto teacher = keys.signer("gvbm-TOAN");
+    const auto seal_ec = keys.signer("truong");
+    const auto seal_rsa = keys.signer("ht");  // the school stage with an RSA-2048 key
+
+    // The record with every stage up to the principal signed: 12 + 1 + 1 earlier signatures.
+    std::string upto_principal = xml;
+    {
+        auto doc = hbsd::dsig::Document::parse(xml);
+        for (const auto& s : doc.year(kYear)->subjects)
+            upto_principal = sign_stage(upto_principal, Stage::subject_teacher, s,
+                                        keys.signer("gvbm-" + s));
+        upto_principal =
+            sign_stage(upto_principal, Stage::homeroom_teacher, "", keys.signer("gvcn"));
+        upto_principal = sign_stage(upto_principal, Stage::principal, "", keys.signer("ht"));
+    }
+
+    const double teacher_rate =
+        rate(seconds, [&] { sign_stage(xml, Stage::subject_teacher, "TOAN", teacher); });
+    const double school_rsa_rate =
+        rate(seconds, [&] { sign_stage(upto_principal, Stage::school, "", seal_rsa); });
+    const double school_ec_rate =
+        rate(seconds, [&] { sign_stage(upto_principal, Stage::school, "", seal_ec); });
+
+    std::printf("\n%-52s %10s %8s %8s\n", "figure", "per s", "ratio", "target");
+    std::printf("%-52s %10.1f\n", "raw C_Sign RSA-2048 (CKM_RSA_PKCS, DigestInfo)",
+                raw_rsa.per_second);
+    std::printf("%-52s %10.1f\n", "raw C_Sign P-256 (CKM_ECDSA)", raw_ec.per_second);
+    auto row = [](const char* name, double v, double raw, const char* target) {
+        std::printf("%-52s %10.1f %7.0f%% %8s\n", name, v, 100.0 * v / raw, target);
+    };
+    row("subject-teacher stage, RSA-2048", teacher_rate, raw_rsa.per_second, ">= 70%");
+    row("school stage (verifies 14 first), RSA-2048", school_rsa_rate, raw_rsa.per_second,
+        ">= 40%");
+    row("school stage (verifies 14 first), P-256", school_ec_rate, raw_ec.per_second, "-");
+
+    fs::remove_all(dir);
+    return 0;
+} catch (const std::exception& e) {
+    std::cerr << "bench_sign: " << e.what() << "\n";
+    return 1;
+}

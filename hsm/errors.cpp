@@ -15,7 +15,10 @@ struct Named {
     const char* name;
 };
 
-#define HSM_CKR(name) Named{name, #name}
+#define HSM_CKR(name) \
+    Named {           \
+        name, #name   \
+    }
 constexpr Named ckr_names[] = {
     HSM_CKR(CKR_OK),
     HSM_CKR(CKR_HOST_MEMORY),
@@ -69,7 +72,9 @@ std::string ckr_name(ck_rv rv) {
     return buf;
 }
 
-void clear_p11_failures() noexcept { ERR_clear_error(); }
+void clear_p11_failures() noexcept {
+    ERR_clear_error();
+}
 
 P11Failure take_p11_failure() {
     P11Failure f;

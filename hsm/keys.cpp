@@ -17,7 +17,9 @@ std::vector<unsigned char> id_of(const unsigned char* id, size_t len) {
     return id ? std::vector<unsigned char>(id, id + len) : std::vector<unsigned char>{};
 }
 
-std::string label_of(const char* label) { return label ? label : ""; }
+std::string label_of(const char* label) {
+    return label ? label : "";
+}
 
 // Algorithm and size of a key, from whichever EVP_PKEY we have for it.
 bool describe(EVP_PKEY* pkey, KeyAlgorithm& algorithm, int& bits) {

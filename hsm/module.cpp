@@ -49,19 +49,21 @@ Pkcs11SlotList::~Pkcs11SlotList() {
     if (ctx_ && slots_) PKCS11_release_all_slots(ctx_, slots_, count_);
 }
 
-void Pkcs11SlotList::update(const Pkcs11Ctx& ctx) {
-    ctx_ = ctx.get();
+Pkcs11SlotList Pkcs11SlotList::enumerate(const Pkcs11Ctx& ctx) {
+    Pkcs11SlotList list;
+    list.ctx_ = ctx.get();
     clear_p11_failures();
-    // PKCS11_update_slots keeps the slots array valid on failure.
-    if (PKCS11_update_slots(ctx_, &slots_, &count_) != 0) {
+    if (PKCS11_enumerate_slots(list.ctx_, &list.slots_, &list.count_) != 0) {
         const auto failure = take_p11_failure();
-        throw Error::internal("PKCS11_update_slots: " + failure.detail);
+        list.slots_ = nullptr;
+        list.count_ = 0;
+        throw Error::internal("PKCS11_enumerate_slots: " + failure.detail);
     }
+    return list;
 }
 
 ModuleFunctions::ModuleFunctions(const std::string& module_path)
-    : handle_(::dlopen(module_path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD)),
-      list_(nullptr) {
+    : handle_(::dlopen(module_path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD)), list_(nullptr) {
     if (!handle_) throw Error::internal("module " + module_path + " is not loaded");
     auto get = reinterpret_cast<CK_C_GetFunctionList>(::dlsym(handle_, "C_GetFunctionList"));
     if (!get || get(&list_) != CKR_OK || !list_) {

@@ -13,7 +13,7 @@ namespace hbsd::hsm {
 
 // Owns a loaded and initialised PKCS11_CTX (C_Initialize on load, C_Finalize on unload).
 class Pkcs11Ctx {
-public:
+  public:
     explicit Pkcs11Ctx(const std::string& module_path);  // Error::internal if it cannot load
     Pkcs11Ctx(Pkcs11Ctx&& other) noexcept;
     Pkcs11Ctx& operator=(Pkcs11Ctx&& other) noexcept;
@@ -23,13 +23,13 @@ public:
 
     PKCS11_CTX* get() const noexcept { return ctx_; }
 
-private:
+  private:
     PKCS11_CTX* ctx_;
 };
 
 // Owns the slot array of PKCS11_enumerate_slots / PKCS11_update_slots.
 class Pkcs11SlotList {
-public:
+  public:
     Pkcs11SlotList() noexcept = default;
     Pkcs11SlotList(Pkcs11SlotList&& other) noexcept;
     Pkcs11SlotList& operator=(Pkcs11SlotList&& other) noexcept;
@@ -37,14 +37,16 @@ public:
     Pkcs11SlotList& operator=(const Pkcs11SlotList&) = delete;
     ~Pkcs11SlotList();
 
-    // Re-reads slots and tokens. libp11 keeps its per-slot private state (session pool, login
-    // state) for slot ids it already knew, but frees every PKCS11_SLOT/PKCS11_TOKEN/PKCS11_KEY
-    // handed out before: callers must drop such pointers first.
-    void update(const Pkcs11Ctx& ctx);
+    // A fresh list of slots and tokens (PKCS11_enumerate_slots). Releasing a list makes
+    // libp11 call C_CloseAllSessions on each of its slots, which also logs the slot out.
+    // PKCS11_update_slots, meant to refresh a list in place, is not used: 0.4.12 walks the
+    // old array with the stride of a pointer instead of a PKCS11_SLOT and crashes on any
+    // module with more than one slot.
+    static Pkcs11SlotList enumerate(const Pkcs11Ctx& ctx);
 
     std::span<PKCS11_SLOT> slots() const noexcept { return {slots_, count_}; }
 
-private:
+  private:
     PKCS11_CTX* ctx_ = nullptr;
     PKCS11_SLOT* slots_ = nullptr;
     unsigned count_ = 0;
@@ -53,7 +55,7 @@ private:
 // The module's CK_FUNCTION_LIST, reached through a second reference (RTLD_NOLOAD) to the very
 // library libp11 loaded, so calls through it share libp11's C_Initialize and login state.
 class ModuleFunctions {
-public:
+  public:
     explicit ModuleFunctions(const std::string& module_path);  // after Pkcs11Ctx loaded it
     ModuleFunctions(ModuleFunctions&& other) noexcept;
     ModuleFunctions& operator=(ModuleFunctions&& other) noexcept;
@@ -63,14 +65,14 @@ public:
 
     CK_FUNCTION_LIST* operator->() const noexcept { return list_; }
 
-private:
+  private:
     void* handle_;
     CK_FUNCTION_LIST* list_;
 };
 
 // Owns one PKCS#11 session opened directly on the module (not one of libp11's pool).
 class Pkcs11Session {
-public:
+  public:
     Pkcs11Session() noexcept = default;
     Pkcs11Session(CK_FUNCTION_LIST* functions, CK_SESSION_HANDLE handle) noexcept
         : functions_(functions), handle_(handle) {}
@@ -83,7 +85,7 @@ public:
     explicit operator bool() const noexcept { return functions_ != nullptr; }
     CK_SESSION_HANDLE get() const noexcept { return handle_; }
 
-private:
+  private:
     CK_FUNCTION_LIST* functions_ = nullptr;
     CK_SESSION_HANDLE handle_ = 0;
 };

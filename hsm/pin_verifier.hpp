@@ -19,7 +19,7 @@
 namespace hbsd::hsm {
 
 class PinVerifier {
-public:
+  public:
     explicit PinVerifier(std::string_view pin);
     PinVerifier(const PinVerifier&) = delete;
     PinVerifier& operator=(const PinVerifier&) = delete;
@@ -27,7 +27,7 @@ public:
 
     bool matches(std::string_view pin) const;
 
-private:
+  private:
     std::array<unsigned char, 16> salt_{};
     std::array<unsigned char, 32> hash_{};
 };

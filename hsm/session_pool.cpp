@@ -23,8 +23,7 @@ SessionPool::Lease::~Lease() {
 
 SessionPool::Lease SessionPool::acquire(std::chrono::milliseconds wait) {
     std::unique_lock lock(mutex_);
-    if (!freed_.wait_for(lock, wait, [this] { return in_use_ < limit_; }))
-        throw Error::busy(1000);
+    if (!freed_.wait_for(lock, wait, [this] { return in_use_ < limit_; })) throw Error::busy(1000);
     ++in_use_;
     peak_ = std::max(peak_, in_use_);
     return Lease(this);

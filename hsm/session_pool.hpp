@@ -26,7 +26,7 @@
 namespace hbsd::hsm {
 
 class SessionPool {
-public:
+  public:
     static constexpr unsigned libp11_max_sessions = 16;
 
     explicit SessionPool(unsigned limit);
@@ -35,7 +35,7 @@ public:
 
     // One admitted operation; returns its place on destruction.
     class Lease {
-    public:
+      public:
         Lease() noexcept = default;
         Lease(Lease&& other) noexcept;
         Lease& operator=(Lease&& other) noexcept;
@@ -43,7 +43,7 @@ public:
         Lease& operator=(const Lease&) = delete;
         ~Lease();
 
-    private:
+      private:
         friend class SessionPool;
         explicit Lease(SessionPool* pool) noexcept : pool_(pool) {}
         SessionPool* pool_ = nullptr;
@@ -57,7 +57,7 @@ public:
     // The most operations that ran at once since construction (for tests and status).
     unsigned peak() const;
 
-private:
+  private:
     void release() noexcept;
 
     const unsigned limit_;

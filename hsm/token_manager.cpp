@@ -45,53 +45,110 @@ unsigned pool_limit(const TokenManagerOptions& options, const CK_TOKEN_INFO& inf
     return std::max(limit, 1u);
 }
 
-bool token_usable(const CK_TOKEN_INFO& info) { return info.flags & CKF_TOKEN_INITIALIZED; }
+bool token_usable(const CK_TOKEN_INFO& info) {
+    return info.flags & CKF_TOKEN_INITIALIZED;
+}
 
-// Re-enumerates one module's slots; the module lock is held exclusively by the caller.
+bool same_token(const CK_TOKEN_INFO& a, const CK_TOKEN_INFO& b) {
+    return std::memcmp(a.label, b.label, sizeof a.label) == 0 &&
+           std::memcmp(a.serialNumber, b.serialNumber, sizeof a.serialNumber) == 0 &&
+           std::memcmp(a.model, b.model, sizeof a.model) == 0 &&
+           std::memcmp(a.manufacturerID, b.manufacturerID, sizeof a.manufacturerID) == 0;
+}
+
+// What a slot holds right now, read through the function list (cheap, touches no session).
+struct SlotView {
+    CK_SLOT_ID id = 0;
+    std::optional<CK_TOKEN_INFO> token;  // an initialised token
+};
+
+std::vector<SlotView> read_slots(Module& module) {
+    auto& f = module.functions;
+    CK_ULONG count = 0;
+    if (f->C_GetSlotList(CK_FALSE, nullptr, &count) != CKR_OK)
+        throw Error::internal("C_GetSlotList failed for module " + module.name);
+    std::vector<CK_SLOT_ID> ids(count);
+    if (count && f->C_GetSlotList(CK_FALSE, ids.data(), &count) != CKR_OK)
+        throw Error::internal("C_GetSlotList failed for module " + module.name);
+    ids.resize(std::min<size_t>(count, ids.size()));
+    std::vector<SlotView> views;
+    for (CK_SLOT_ID id : ids) {
+        SlotView view{id, std::nullopt};
+        CK_SLOT_INFO slot{};
+        CK_TOKEN_INFO token{};
+        if (f->C_GetSlotInfo(id, &slot) == CKR_OK && (slot.flags & CKF_TOKEN_PRESENT) &&
+            f->C_GetTokenInfo(id, &token) == CKR_OK && token_usable(token))
+            view.token = token;
+        views.push_back(view);
+    }
+    return views;
+}
+
+// Brings one module's tokens up to date; the module lock is held exclusively by the caller.
+//
+// libp11's slot list is rebuilt only when what the slots hold has changed: a rebuild makes
+// new PKCS11_SLOTs with empty session pools, and the old list can be released (which closes
+// every session of its slots) only while no token of the module is logged in; until then it
+// is retired, not released (Module::retired).
 void refresh_module(ManagerState& state, const std::shared_ptr<Module>& module) {
     std::vector<std::shared_ptr<TokenState>> mine;
     for (auto& t : state.snapshot())
         if (t->module == module) mine.push_back(t);
-    // PKCS11_update_slots frees every PKCS11_SLOT/TOKEN/KEY we point into.
+    auto live_in = [&mine](CK_SLOT_ID id) -> std::shared_ptr<TokenState> {
+        for (auto& t : mine)
+            if (t->slot_id == id && !t->gone) return t;
+        return nullptr;
+    };
+    const auto views = read_slots(*module);
+
+    const auto p11_slots = module->slots.slots();
+    bool changed = views.size() != p11_slots.size();
+    for (const auto& view : views) {
+        if (changed) break;
+        const auto p11 = std::ranges::find_if(
+            p11_slots, [&](PKCS11_SLOT& s) { return PKCS11_get_slotid_from_slot(&s) == view.id; });
+        auto live = live_in(view.id);
+        if (live) {
+            try {
+                live->ensure_present();
+            } catch (const Error&) {
+                // Removed, replaced, or taken out and put back (its login session died).
+            }
+            if (live->gone) live = nullptr;
+        }
+        changed = p11 == p11_slots.end() || view.token.has_value() != (live != nullptr) ||
+                  (view.token && (!p11->token || !same_token(*view.token, live->info)));
+    }
+    if (!changed && !module->slots.slots().empty()) {
+        module->release_retired();
+        return;
+    }
+
+    // libp11 frees every PKCS11_SLOT/TOKEN/KEY of a released list; drop our pointers first.
     for (auto& t : mine) t->forget_objects();
-    module->slots.update(module->ctx);
+    Pkcs11SlotList old = std::exchange(module->slots, Pkcs11SlotList::enumerate(module->ctx));
+    if (module->logged_in_tokens > 0)
+        module->retired.push_back(std::move(old));
+    else
+        old = Pkcs11SlotList();  // released now, while the new list has no session yet
 
     std::vector<std::shared_ptr<TokenState>> found;
     for (PKCS11_SLOT& slot : module->slots.slots()) {
         const CK_SLOT_ID id = PKCS11_get_slotid_from_slot(&slot);
-        CK_TOKEN_INFO info{};
-        const bool present = slot.token &&
-                             module->functions->C_GetTokenInfo(id, &info) == CKR_OK &&
-                             token_usable(info);
-        std::shared_ptr<TokenState> previous;
-        for (auto& t : mine)
-            if (t->slot_id == id && !t->gone) previous = t;
-        if (present && previous && std::memcmp(&previous->info.label, &info.label,
-                                               sizeof info.label) == 0 &&
-            std::memcmp(previous->info.serialNumber, info.serialNumber,
-                        sizeof info.serialNumber) == 0) {
+        const auto view = std::ranges::find_if(views, [id](auto& v) { return v.id == id; });
+        auto previous = live_in(id);
+        const bool usable = view != views.end() && view->token && slot.token;
+        if (previous && usable && same_token(previous->info, *view->token)) {
             previous->slot = &slot;
-            try {
-                previous->ensure_present();
-                found.push_back(previous);
-                continue;
-            } catch (const Error&) {
-                // Its login session died: the token was taken out and put back.
-            }
+            found.push_back(previous);
+            continue;
         }
         if (previous) previous->gone = true;
-        if (!present) continue;
-        const bool reused_slot =
-            std::ranges::any_of(mine, [id](const auto& t) { return t->slot_id == id; });
-        if (reused_slot) {
-            // libp11 0.4.12 would keep handing out the dead sessions of the token that was
-            // here before; PKCS11_open_session empties its pool for this slot.
-            PKCS11_open_session(&slot, 0);
-        }
+        if (!usable) continue;
         std::optional<std::string> reader;
         if (slot.removable && slot.description) reader = slot.description;
-        auto token = std::make_shared<TokenState>(module, id, info, reader,
-                                                  pool_limit(state.options, info),
+        auto token = std::make_shared<TokenState>(module, id, *view->token, reader,
+                                                  pool_limit(state.options, *view->token),
                                                   state.options.max_wrong_pins_while_logged_in);
         token->slot = &slot;
         found.push_back(std::move(token));
@@ -101,8 +158,8 @@ void refresh_module(ManagerState& state, const std::shared_ptr<Module>& module) 
     std::erase_if(state.tokens, [&](const auto& t) { return t->module == module; });
     // Keep the last gone token of each slot so that its URI answers TokenNotPresent.
     for (auto& t : mine) {
-        const bool replaced = std::ranges::any_of(
-            found, [&](const auto& f) { return f->slot_id == t->slot_id; });
+        const bool replaced =
+            std::ranges::any_of(found, [&](const auto& f) { return f->slot_id == t->slot_id; });
         if (t->gone && !replaced) state.tokens.push_back(t);
     }
     for (auto& t : found) state.tokens.push_back(std::move(t));
@@ -115,7 +172,9 @@ void refresh_all(ManagerState& state) {
     }
 }
 
-std::optional<Pkcs11Uri> parse_or(std::string_view text) { return Pkcs11Uri::parse(text); }
+std::optional<Pkcs11Uri> parse_or(std::string_view text) {
+    return Pkcs11Uri::parse(text);
+}
 
 // The one token `text` names. Gone tokens answer TokenNotPresent, unknown or ambiguous
 // URIs TokenNotFound.
@@ -142,8 +201,7 @@ std::shared_ptr<TokenState> resolve_token(ManagerState& state, std::string_view 
 TokenManager::TokenManager(std::vector<ModuleConfig> modules, TokenManagerOptions options)
     : state_(std::make_unique<detail::ManagerState>()) {
     state_->options = options;
-    for (const auto& config : modules)
-        state_->modules.push_back(std::make_shared<Module>(config));
+    for (const auto& config : modules) state_->modules.push_back(std::make_shared<Module>(config));
     refresh_all(*state_);
 }
 
@@ -151,7 +209,9 @@ TokenManager::TokenManager(TokenManager&&) noexcept = default;
 TokenManager& TokenManager::operator=(TokenManager&&) noexcept = default;
 TokenManager::~TokenManager() = default;
 
-void TokenManager::refresh() { refresh_all(*state_); }
+void TokenManager::refresh() {
+    refresh_all(*state_);
+}
 
 std::vector<TokenInfo> TokenManager::list_tokens() {
     refresh_all(*state_);
@@ -210,9 +270,9 @@ Login TokenManager::login(std::string_view token_uri, std::string_view pin) {
         throw ckr_error(rv, "C_OpenSession", token->uri);
     }
     Pkcs11Session session(f.operator->(), handle);
-    const CK_RV rv = f->C_Login(handle, CKU_USER,
-                                reinterpret_cast<unsigned char*>(const_cast<char*>(pin.data())),
-                                pin.size());
+    const CK_RV rv =
+        f->C_Login(handle, CKU_USER,
+                   reinterpret_cast<unsigned char*>(const_cast<char*>(pin.data())), pin.size());
     if (rv == CKR_USER_ALREADY_LOGGED_IN) {
         // Logged in by someone else in this process (another TokenManager on the same
         // module): this PIN cannot be checked, so it is not accepted.
@@ -228,6 +288,7 @@ Login TokenManager::login(std::string_view token_uri, std::string_view pin) {
     token->wrong_pins = 0;
     token->login_session = std::move(session);
     token->logins = 1;
+    ++token->module->logged_in_tokens;
     return Login(token);
 }
 

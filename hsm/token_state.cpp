@@ -13,6 +13,12 @@ Module::Module(const ModuleConfig& config)
     if (functions->C_GetInfo(&info) != CKR_OK) std::memset(&info, 0, sizeof info);
 }
 
+void Module::release_retired() noexcept {
+    if (retired.empty() || logged_in_tokens > 0) return;
+    retired.clear();
+    for (PKCS11_SLOT& slot : slots.slots()) PKCS11_open_session(&slot, 0);
+}
+
 TokenState::TokenState(std::shared_ptr<Module> module_, CK_SLOT_ID slot_id_,
                        const CK_TOKEN_INFO& info_, std::optional<std::string> reader_,
                        unsigned pool_limit, unsigned max_wrong_pins_)
@@ -69,19 +75,24 @@ bool TokenState::logged_in() {
 }
 
 void TokenState::release_login() noexcept {
-    std::shared_lock module_lock(module->lock);
-    std::lock_guard lock(login);
-    if (logins == 0 || --logins > 0) return;
     {
-        // The EVP_PKEYs of private keys are useless once logged out; drop them with the login.
-        std::unique_lock objects_lock(objects);
-        private_keys.clear();
-        private_keys_loaded = false;
+        std::shared_lock module_lock(module->lock);
+        std::lock_guard lock(login);
+        if (logins == 0 || --logins > 0) return;
+        {
+            // The EVP_PKEYs of private keys are useless once logged out; drop them with it.
+            std::unique_lock objects_lock(objects);
+            private_keys.clear();
+            private_keys_loaded = false;
+        }
+        if (!gone) module->functions->C_Logout(login_session.get());
+        login_session = Pkcs11Session();
+        verifier.reset();
+        wrong_pins = 0;
+        --module->logged_in_tokens;
     }
-    if (!gone) module->functions->C_Logout(login_session.get());
-    login_session = Pkcs11Session();
-    verifier.reset();
-    wrong_pins = 0;
+    std::unique_lock module_lock(module->lock);
+    module->release_retired();
 }
 
 std::vector<std::shared_ptr<TokenState>> ManagerState::snapshot() {

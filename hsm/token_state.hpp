@@ -36,6 +36,15 @@ struct Module {
     CK_INFO info{};
     std::shared_mutex lock;
     Pkcs11SlotList slots;  // guarded by lock
+    // Earlier slot lists, kept while some token of the module is logged in, because
+    // releasing them would close every session of their slots, our login sessions included.
+    std::vector<Pkcs11SlotList> retired;  // guarded by lock
+    std::atomic<unsigned> logged_in_tokens{0};
+
+    // Releases the retired lists once no token of the module is logged in, then empties the
+    // session pools of the current slots, whose sessions that release just closed. Caller
+    // holds lock exclusively.
+    void release_retired() noexcept;
 };
 
 struct PrivateKey {
@@ -65,10 +74,10 @@ struct TokenState {
     SessionPool pool;
 
     std::mutex login;
-    unsigned logins = 0;                   // guarded by login
-    Pkcs11Session login_session;           // guarded by login; open while logins > 0
+    unsigned logins = 0;                    // guarded by login
+    Pkcs11Session login_session;            // guarded by login; open while logins > 0
     std::unique_ptr<PinVerifier> verifier;  // guarded by login
-    unsigned wrong_pins = 0;               // guarded by login
+    unsigned wrong_pins = 0;                // guarded by login
 
     std::shared_mutex objects;
     std::vector<PrivateKey> private_keys;  // guarded by objects

@@ -13,7 +13,7 @@ namespace hbsd::hsm {
 
 // Owns one P11KitUri.
 class Pkcs11Uri {
-public:
+  public:
     // nullopt when `text` is not a pkcs11: URI p11-kit accepts, or names attributes p11-kit
     // does not know (such a URI could never match what the caller meant).
     static std::optional<Pkcs11Uri> parse(std::string_view text);
@@ -34,7 +34,7 @@ public:
 
     P11KitUri* raw() const noexcept { return uri_; }
 
-private:
+  private:
     explicit Pkcs11Uri(P11KitUri* uri) noexcept : uri_(uri) {}
     P11KitUri* uri_;
 };

@@ -1,0 +1,501 @@
+// hsm/ against real SoftHSM2 tokens (ctest label "hsm"); faults that SoftHSM2 cannot produce
+// (locked PIN, final try, removal, device errors, slow signing) go through pkcs11-fault.
+#include <p11-kit/uri.h>
+
+#include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "hsm/token_manager.hpp"
+#include "hsm/uri.hpp"
+#include "tests/hsm/catch.hpp"
+#include "tests/hsm/support.hpp"
+
+using namespace hbsd;
+using namespace hbsd::hsm;
+using namespace hbsd::hsm::test;
+
+namespace {
+
+const std::vector<unsigned char> digest = sha256("Hoc ba so - ban ghi 94000123-2024-0001");
+
+TokenInfo the_token(TokenManager& tm) {
+    auto tokens = tm.list_tokens();
+    REQUIRE(tokens.size() == 1);
+    return tokens.front();
+}
+
+std::string key_uri(TokenManager& tm, const std::string& token_uri, const std::string& label) {
+    for (auto& k : tm.list_keys(token_uri))
+        if (k.label == label) return k.uri;
+    FAIL("no key " << label);
+    return {};
+}
+
+std::string param(const Error& e, const char* name) {
+    const auto* v = e.parameters().if_contains(name);
+    if (!v) return "<absent>";
+    if (v->is_int64()) return std::to_string(v->as_int64());
+    if (v->is_string()) return std::string(v->as_string());
+    return "<other>";
+}
+
+int max_in_flight(const std::filesystem::path& log, const std::string& function) {
+    std::ifstream in(log);
+    std::string name, rv;
+    int flight = 0, peak = 0;
+    while (in >> name >> rv >> flight)
+        if (name == function) peak = std::max(peak, flight);
+    return peak;
+}
+
+}  // namespace
+
+TEST_CASE("list_tokens names the SoftHSM2 token by a pkcs11 URI", "[hsm]") {
+    SoftHsmToken token;
+    TokenManager tm({SoftHsmToken::softhsm()});
+    const TokenInfo t = the_token(tm);
+    CHECK(t.label == "hbsd-test");
+    CHECK(t.manufacturer == "SoftHSM project");
+    CHECK(t.model == "SoftHSM v2");
+    CHECK(t.serial.size() == 16);
+    CHECK(t.present);
+    CHECK_FALSE(t.logged_in);
+    CHECK_FALSE(t.reader.has_value());  // SoftHSM2 slots are not removable here
+    CHECK(t.module == "softhsm");
+    CHECK(t.uri.rfind("pkcs11:", 0) == 0);
+    CHECK(t.uri.find("token=hbsd-test") != std::string::npos);
+    CHECK(t.uri.find("serial=" + t.serial) != std::string::npos);
+    CHECK(t.uri.find("model=SoftHSM%20v2") != std::string::npos);
+    CHECK(t.uri.find("manufacturer=SoftHSM%20project") != std::string::npos);
+}
+
+TEST_CASE("list_keys shows every key with its certificate without a login", "[hsm]") {
+    SoftHsmToken token;
+    TokenManager tm({SoftHsmToken::softhsm()});
+    const TokenInfo t = the_token(tm);
+    const auto keys = tm.list_keys(t.uri);
+    const auto everyone = people();
+    REQUIRE(keys.size() == everyone.size());
+    for (const auto& person : everyone) {
+        INFO(person.name);
+        auto it =
+            std::ranges::find_if(keys, [&](const KeyInfo& k) { return k.label == person.name; });
+        REQUIRE(it != keys.end());
+        if (person.key_type == "rsa") {
+            CHECK(it->algorithm == KeyAlgorithm::rsa);
+            CHECK(it->bits == 2048);
+        } else {
+            CHECK(it->algorithm == KeyAlgorithm::ec);
+            CHECK(it->bits == (person.key_type == "p256" ? 256 : 384));
+        }
+        const auto der = certificate_der(person.name);
+        CHECK(it->certificate_der == der);
+        REQUIRE(it->fingerprint.has_value());
+        CHECK(*it->fingerprint == sha256_hex(der));
+        REQUIRE(it->certificate_pem.has_value());
+        CHECK(it->certificate_pem->rfind("-----BEGIN CERTIFICATE-----", 0) == 0);
+        char id[8];
+        std::snprintf(id, sizeof id, "id=%%%02X", person.id);
+        CHECK(it->uri.find(id) != std::string::npos);
+        CHECK(it->uri.find("object=" + person.name) != std::string::npos);
+        CHECK(it->uri.find("type=private") != std::string::npos);
+        CHECK(it->uri.find("token=hbsd-test") != std::string::npos);
+    }
+}
+
+TEST_CASE("login with the right PIN and logout when the last Login goes", "[hsm]") {
+    SoftHsmToken token;
+    TokenManager tm({SoftHsmToken::softhsm()});
+    const TokenInfo t = the_token(tm);
+    {
+        Login login = tm.login(t.uri, "1234");
+        CHECK(static_cast<bool>(login));
+        CHECK(login.token_uri() == t.uri);
+        CHECK(the_token(tm).logged_in);
+        Login second = tm.login(t.uri, "1234");
+        Login moved = std::move(login);
+        CHECK_FALSE(static_cast<bool>(login));  // NOLINT(bugprone-use-after-move)
+        CHECK(the_token(tm).logged_in);
+        // A moved-from Login signs nothing.
+        auto e = error_of(
+            [&] { tm.sign(login, key_uri(tm, t.uri, "ht"), Mechanism::rsa_pkcs1_sha256, digest); });
+        REQUIRE(e);
+        CHECK(e->code() == Errc::Internal);
+    }
+    CHECK_FALSE(the_token(tm).logged_in);
+    // Logged out for real: the token no longer accepts the private key.
+    Login again = tm.login(t.uri, "1234");
+    CHECK(the_token(tm).logged_in);
+}
+
+TEST_CASE("a wrong PIN is PinIncorrect and SoftHSM2 gives no retry count", "[hsm]") {
+    SoftHsmToken token;
+    TokenManager tm({SoftHsmToken::softhsm()});
+    const TokenInfo t = the_token(tm);
+    for (int i = 0; i < 3; ++i) {
+        auto e = error_of([&] { tm.login(t.uri, "9999"); });
+        REQUIRE(e);
+        CHECK(e->code() == Errc::PinIncorrect);
+        // SoftHSM2 2.6 only raises CKF_USER_PIN_COUNT_LOW, which carries no number.
+        CHECK(param(*e, "retries_left") == "<absent>");
+    }
+    CHECK_FALSE(the_token(tm).logged_in);
+    CHECK_NOTHROW(tm.login(t.uri, "1234"));
+}
+
+TEST_CASE("a locked PIN is PinLocked (fault module)", "[hsm]") {
+    SoftHsmToken token;
+    TokenManager tm({token.fault_module()});
+    const TokenInfo t = the_token(tm);
+
+    token.set_faults("login=CKR_PIN_LOCKED");
+    auto e = error_of([&] { tm.login(t.uri, "1234"); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::PinLocked);
+
+    // A token that says it is locked is not even tried (a try could cost nothing, but the
+    // answer would be the same and some tokens count it).
+    token.set_faults("token_flags=pin_locked");
+    e = error_of([&] { tm.login(t.uri, "1234"); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::PinLocked);
+
+    token.set_faults("");
+    CHECK_NOTHROW(tm.login(t.uri, "1234"));
+}
+
+TEST_CASE("the final try is reported as retries_left 1 (fault module)", "[hsm]") {
+    SoftHsmToken token;
+    TokenManager tm({token.fault_module()});
+    const TokenInfo t = the_token(tm);
+
+    token.set_faults("token_flags=pin_final_try");
+    auto e = error_of([&] { tm.login(t.uri, "0000"); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::PinIncorrect);
+    CHECK(param(*e, "retries_left") == "1");
+
+    token.set_faults("token_flags=pin_count_low");
+    e = error_of([&] { tm.login(t.uri, "0000"); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::PinIncorrect);
+    CHECK(param(*e, "retries_left") == "<absent>");
+
+    // A login that locks the PIN reports PinLocked even when the module says PIN_INCORRECT.
+    token.set_faults("token_flags=pin_locked\nlogin=CKR_PIN_INCORRECT");
+    e = error_of([&] { tm.login(t.uri, "0000"); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::PinLocked);
+}
+
+TEST_CASE("unknown or malformed or ambiguous token URIs are TokenNotFound", "[hsm]") {
+    SoftHsmToken token;
+    token.add_empty_token("second", "5678");
+    TokenManager tm({SoftHsmToken::softhsm()});
+    const auto tokens = tm.list_tokens();
+    REQUIRE(tokens.size() == 2);
+    const std::string uri =
+        std::ranges::find_if(tokens, [](auto& t) { return t.label == "hbsd-test"; })->uri;
+
+    for (std::string bad :
+         {"pkcs11:token=nope", "pkcs11:model=SoftHSM%20v2",  // both tokens
+          "pkcs11:serial=0000000000000000;token=hbsd-test", "not a uri",
+          "pkcs11:token=hbsd-test;frobnicate=1", "pkcs11:library-description=Other"}) {
+        INFO(bad);
+        auto e = error_of([&] { tm.list_keys(bad); });
+        REQUIRE(e);
+        CHECK(e->code() == Errc::TokenNotFound);
+        e = error_of([&] { tm.login(bad, "1234"); });
+        REQUIRE(e);
+        CHECK(e->code() == Errc::TokenNotFound);
+        CHECK(param(*e, "token") == bad);
+    }
+    // Any URI that names exactly one token will do.
+    CHECK(tm.list_keys("pkcs11:token=hbsd-test").size() == people().size());
+    CHECK(tm.list_keys("pkcs11:token=second").empty());
+    CHECK(tm.list_keys(uri).size() == people().size());
+    CHECK_NOTHROW(tm.login("pkcs11:token=second", "5678"));
+}
+
+TEST_CASE("a token that is gone is TokenNotPresent (fault module)", "[hsm]") {
+    SoftHsmToken token;
+    TokenManager tm({token.fault_module()});
+    const TokenInfo t = the_token(tm);
+    Login login = tm.login(t.uri, "1234");
+    const std::string key = key_uri(tm, t.uri, "gvbm-TOAN");
+    CHECK_NOTHROW(tm.sign(login, key, Mechanism::rsa_pkcs1_sha256, digest));
+
+    token.set_faults("token_present=0");
+    auto e = error_of([&] { tm.sign(login, key, Mechanism::rsa_pkcs1_sha256, digest); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::TokenNotPresent);
+    CHECK(param(*e, "token") == t.uri);
+    e = error_of([&] { tm.login(t.uri, "1234"); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::TokenNotPresent);
+    e = error_of([&] { tm.list_keys(t.uri); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::TokenNotPresent);
+    const auto tokens = tm.list_tokens();
+    REQUIRE(tokens.size() == 1);
+    CHECK(tokens[0].uri == t.uri);
+    CHECK_FALSE(tokens[0].present);
+    CHECK_FALSE(tokens[0].logged_in);
+    // The Login stays dead: the token may have gone through other hands meanwhile.
+    token.set_faults("");
+    e = error_of([&] { tm.sign(login, key, Mechanism::rsa_pkcs1_sha256, digest); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::TokenNotPresent);
+}
+
+TEST_CASE("device errors while signing map to the contract's errors (fault module)", "[hsm]") {
+    SoftHsmToken token;
+    TokenManager tm({token.fault_module()});
+    const TokenInfo t = the_token(tm);
+    Login login = tm.login(t.uri, "1234");
+    const std::string key = key_uri(tm, t.uri, "ht");
+
+    token.set_faults("sign=CKR_DEVICE_ERROR");
+    auto e = error_of([&] { tm.sign(login, key, Mechanism::rsa_pkcs1_sha256, digest); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::Internal);
+    CHECK(e->detail().find("CKR_DEVICE_ERROR") != std::string::npos);
+
+    token.set_faults("sign=CKR_KEY_HANDLE_INVALID");
+    e = error_of([&] { tm.sign(login, key, Mechanism::rsa_pkcs1_sha256, digest); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::KeyNotFound);
+
+    token.set_faults("");
+    CHECK_NOTHROW(tm.sign(login, key, Mechanism::rsa_pkcs1_sha256, digest));
+
+    token.set_faults("sign=CKR_DEVICE_REMOVED");
+    e = error_of([&] { tm.sign(login, key, Mechanism::rsa_pkcs1_sha256, digest); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::TokenNotPresent);
+}
+
+TEST_CASE("unknown or ambiguous or foreign key URIs are KeyNotFound", "[hsm]") {
+    SoftHsmToken token;
+    token.add_empty_token("second", "5678");
+    TokenManager tm({SoftHsmToken::softhsm()});
+    const auto tokens = tm.list_tokens();
+    const std::string uri =
+        std::ranges::find_if(tokens, [](auto& t) { return t.label == "hbsd-test"; })->uri;
+    Login login = tm.login(uri, "1234");
+    for (std::string bad : {"pkcs11:token=hbsd-test;object=nobody;type=private",
+                            "pkcs11:token=hbsd-test;type=private",  // all 16 keys
+                            "pkcs11:token=second;object=ht",        // another token
+                            "pkcs11:token=hbsd-test;object=ht;type=cert",
+                            "pkcs11:token=hbsd-test;id=%FF", "pkcs11:object=ht;bogus=1", "ht"}) {
+        INFO(bad);
+        auto e = error_of([&] { tm.find_key(login, bad); });
+        REQUIRE(e);
+        CHECK(e->code() == Errc::KeyNotFound);
+        CHECK(param(*e, "key") == bad);
+        e = error_of([&] { tm.sign(login, bad, Mechanism::rsa_pkcs1_sha256, digest); });
+        REQUIRE(e);
+        CHECK(e->code() == Errc::KeyNotFound);
+    }
+}
+
+TEST_CASE("signatures of every mechanism verify against the certificate", "[hsm]") {
+    SoftHsmToken token;
+    TokenManager tm({SoftHsmToken::softhsm()});
+    const TokenInfo t = the_token(tm);
+    Login login = tm.login(t.uri, "1234");
+    auto flipped = [](std::vector<unsigned char> d, size_t at) {
+        d[at] ^= 0x80;
+        return d;
+    };
+
+    // RSA PKCS#1 v1.5 is deterministic: it must equal the signature made from the key file.
+    auto sig = tm.sign(login, key_uri(tm, t.uri, "gvbm-TOAN"), Mechanism::rsa_pkcs1_sha256, digest);
+    CHECK(sig.size() == 256);
+    CHECK(verify("gvbm-TOAN", Mechanism::rsa_pkcs1_sha256, digest, sig));
+    CHECK(sig == reference_pkcs1_signature("gvbm-TOAN", digest));
+    CHECK_FALSE(verify("gvcn", Mechanism::rsa_pkcs1_sha256, digest, sig));
+    CHECK_FALSE(verify("gvbm-TOAN", Mechanism::rsa_pkcs1_sha256, flipped(digest, 0), sig));
+
+    // RSA-PSS is randomised.
+    sig = tm.sign(login, key_uri(tm, t.uri, "ht"), Mechanism::rsa_pss_sha256, digest);
+    CHECK(sig.size() == 256);
+    CHECK(verify("ht", Mechanism::rsa_pss_sha256, digest, sig));
+    CHECK_FALSE(verify("ht", Mechanism::rsa_pkcs1_sha256, digest, sig));
+    CHECK(tm.sign(login, key_uri(tm, t.uri, "ht"), Mechanism::rsa_pss_sha256, digest) != sig);
+
+    // ECDSA as r||s, each half the size of the curve.
+    sig = tm.sign(login, key_uri(tm, t.uri, "truong"), Mechanism::ecdsa_sha256, digest);
+    CHECK(sig.size() == 64);
+    CHECK(verify("truong", Mechanism::ecdsa_sha256, digest, sig));
+    CHECK_FALSE(verify("truong", Mechanism::ecdsa_sha256, flipped(digest, 31), sig));
+    sig = tm.sign(login, key_uri(tm, t.uri, "extra-p384"), Mechanism::ecdsa_sha256, digest);
+    CHECK(sig.size() == 96);
+    CHECK(verify("extra-p384", Mechanism::ecdsa_sha256, digest, sig));
+    CHECK_FALSE(verify("extra-p384", Mechanism::ecdsa_sha256, flipped(digest, 5), sig));
+}
+
+TEST_CASE("a mechanism that does not fit the key or a digest that is not SHA-256 is refused",
+          "[hsm]") {
+    SoftHsmToken token;
+    TokenManager tm({SoftHsmToken::softhsm()});
+    const TokenInfo t = the_token(tm);
+    Login login = tm.login(t.uri, "1234");
+    auto e = error_of(
+        [&] { tm.sign(login, key_uri(tm, t.uri, "truong"), Mechanism::rsa_pss_sha256, digest); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::InvalidParameter);
+    e = error_of(
+        [&] { tm.sign(login, key_uri(tm, t.uri, "ht"), Mechanism::ecdsa_sha256, digest); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::InvalidParameter);
+    const std::vector<unsigned char> short_digest(20, 1);
+    e = error_of([&] {
+        tm.sign(login, key_uri(tm, t.uri, "ht"), Mechanism::rsa_pkcs1_sha256, short_digest);
+    });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::InvalidParameter);
+}
+
+TEST_CASE("find_key describes the key and its certificate", "[hsm]") {
+    SoftHsmToken token;
+    TokenManager tm({SoftHsmToken::softhsm()});
+    const TokenInfo t = the_token(tm);
+    Login login = tm.login(t.uri, "1234");
+    const KeyInfo k = tm.find_key(login, "pkcs11:token=hbsd-test;object=truong");
+    CHECK(k.label == "truong");
+    CHECK(k.algorithm == KeyAlgorithm::ec);
+    CHECK(k.bits == 256);
+    CHECK(k.uri.find("id=%0F") != std::string::npos);
+    REQUIRE(k.fingerprint.has_value());
+    CHECK(*k.fingerprint == sha256_hex(certificate_der("truong")));
+}
+
+TEST_CASE("key URIs round-trip - format then parse then find the same key", "[hsm]") {
+    SoftHsmToken token;
+    TokenManager tm({SoftHsmToken::softhsm()});
+    const TokenInfo t = the_token(tm);
+    Login login = tm.login(t.uri, "1234");
+    for (const auto& k : tm.list_keys(t.uri)) {
+        INFO(k.uri);
+        // p11-kit parses what we formatted, and formats it back the same.
+        P11KitUri* parsed = p11_kit_uri_new();
+        REQUIRE(p11_kit_uri_parse(k.uri.c_str(), P11_KIT_URI_FOR_ANY, parsed) == P11_KIT_URI_OK);
+        char* again = nullptr;
+        REQUIRE(p11_kit_uri_format(parsed, P11_KIT_URI_FOR_OBJECT_ON_TOKEN, &again) ==
+                P11_KIT_URI_OK);
+        CHECK(std::string(again) == k.uri);
+        free(again);
+        p11_kit_uri_free(parsed);
+
+        const KeyInfo found = tm.find_key(login, k.uri);
+        CHECK(found.uri == k.uri);
+        CHECK(found.label == k.label);
+        CHECK(found.fingerprint == k.fingerprint);
+        // The short form names the same key.
+        CHECK(tm.find_key(login, "pkcs11:token=hbsd-test;object=" + k.label).uri == k.uri);
+    }
+}
+
+TEST_CASE("four threads sign at once on one token in parallel and all verify", "[hsm]") {
+    SoftHsmToken token;
+    TokenManager tm({token.fault_module()});
+    const TokenInfo t = the_token(tm);
+    Login login = tm.login(t.uri, "1234");
+    const std::map<std::string, Mechanism> keys = {{"gvbm-TOAN", Mechanism::rsa_pkcs1_sha256},
+                                                   {"ht", Mechanism::rsa_pss_sha256},
+                                                   {"truong", Mechanism::ecdsa_sha256},
+                                                   {"extra-p384", Mechanism::ecdsa_sha256}};
+    std::map<std::string, std::string> uris;
+    for (auto& [name, m] : keys) uris[name] = key_uri(tm, t.uri, name);
+    // Slow C_Sign down so that overlapping calls are certain if they are allowed at all.
+    token.set_faults("sign_delay_ms=20");
+
+    std::atomic<int> good{0}, bad{0};
+    std::vector<std::thread> threads;
+    for (int n = 0; n < 4; ++n) {
+        threads.emplace_back([&, n] {
+            for (int i = 0; i < 10; ++i) {
+                for (auto& [name, mechanism] : keys) {
+                    const auto d = sha256("record " + std::to_string(n) + "/" + std::to_string(i));
+                    try {
+                        const auto sig = tm.sign(login, uris.at(name), mechanism, d);
+                        (verify(name, mechanism, d, sig) ? good : bad)++;
+                    } catch (const Error&) {
+                        bad++;
+                    }
+                }
+            }
+        });
+    }
+    for (auto& th : threads) th.join();
+    CHECK(bad == 0);
+    CHECK(good == 4 * 10 * 4);
+    CHECK(max_in_flight(token.fault_log(), "C_Sign") > 1);
+}
+
+TEST_CASE("the session pool bounds concurrent signing per token", "[hsm]") {
+    SoftHsmToken token;
+    TokenManagerOptions options;
+    options.max_sessions_per_token = 2;
+    TokenManager tm({token.fault_module()}, options);
+    const TokenInfo t = the_token(tm);
+    Login login = tm.login(t.uri, "1234");
+    const std::string key = key_uri(tm, t.uri, "truong");
+    token.set_faults("sign_delay_ms=20");
+    std::vector<std::thread> threads;
+    std::atomic<int> good{0};
+    for (int n = 0; n < 6; ++n)
+        threads.emplace_back([&] {
+            for (int i = 0; i < 4; ++i)
+                if (tm.sign(login, key, Mechanism::ecdsa_sha256, digest).size() == 64) ++good;
+        });
+    for (auto& th : threads) th.join();
+    CHECK(good == 24);
+    CHECK(max_in_flight(token.fault_log(), "C_Sign") == 2);
+}
+
+TEST_CASE("a second login while logged in needs the same PIN", "[hsm]") {
+    SoftHsmToken token;
+    TokenManager tm({SoftHsmToken::softhsm()});
+    const TokenInfo t = the_token(tm);
+    Login first = tm.login(t.uri, "1234");
+
+    // C_Login cannot check it (the token is logged in); the verifier must.
+    auto e = error_of([&] { tm.login(t.uri, "0000"); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::PinIncorrect);
+    CHECK(param(*e, "retries_left") == "2");
+    e = error_of([&] { tm.login(t.uri, "12345"); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::PinIncorrect);
+    CHECK(param(*e, "retries_left") == "1");
+
+    Login second = tm.login(t.uri, "1234");  // the right PIN still works
+    CHECK(static_cast<bool>(second));
+
+    e = error_of([&] { tm.login(t.uri, ""); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::PinLocked);
+    // Refused from now on, the right PIN included, while this login state lasts ...
+    e = error_of([&] { tm.login(t.uri, "1234"); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::PinLocked);
+    // ... and the Logins already given keep working.
+    CHECK(tm.sign(second, key_uri(tm, t.uri, "gvcn"), Mechanism::rsa_pkcs1_sha256, digest).size() ==
+          256);
+
+    // Once every Login is gone the token is logged out and the token itself judges again.
+    first = Login(std::move(second));
+    { Login drop = std::move(first); }
+    CHECK_FALSE(the_token(tm).logged_in);
+    e = error_of([&] { tm.login(t.uri, "0000"); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::PinIncorrect);
+    CHECK(param(*e, "retries_left") == "<absent>");
+    CHECK_NOTHROW(tm.login(t.uri, "1234"));
+}

@@ -38,7 +38,6 @@ void do_init() {
     xmlInitParser();
     if (xmlSecInit() < 0) throw Error::internal("xmlSecInit failed");
     if (xmlSecCheckVersion() != 1) throw Error::internal("xmlsec library version mismatch");
-    xmlSecErrorsSetCallback(on_xmlsec_error);
     // Ours must precede OpenSSL's: SignatureMethod is looked up by href, first match wins.
     if (xmlSecTransformIdsRegister(rsa_sha256_transform()) < 0 ||
         xmlSecTransformIdsRegister(ecdsa_sha256_transform()) < 0)
@@ -46,6 +45,8 @@ void do_init() {
     // No xmlSecOpenSSLAppInit: it would load the OpenSSL config file process-wide, which is
     // hsm/'s business; OpenSSL 3 initialises itself.
     if (xmlSecOpenSSLInit() < 0) throw Error::internal("xmlSecOpenSSLInit failed");
+    // After xmlSecOpenSSLInit, which installs its own (printing) callback.
+    xmlSecErrorsSetCallback(on_xmlsec_error);
     // xmlsec's default (NONET|NODICT|HUGE) is never wanted; we never hand documents to xmlsec's
     // parser, and if any path did, it gets no HUGE.
     xmlSecParserSetDefaultOptions(XML_PARSE_NONET | XML_PARSE_NODICT);

@@ -63,7 +63,7 @@ struct RegistryAssessment {
 };
 
 class Registry {
-public:
+  public:
     Registry(const store::Store& store, std::shared_ptr<const TrustStore> trust);
 
     // For Sign, judged at hbsd's own clock `now`. Throws Error::policy(reason, detail) for the
@@ -80,7 +80,7 @@ public:
 
     const TrustStore& trust() const noexcept { return *trust_; }
 
-private:
+  private:
     const store::Store& store_;
     std::shared_ptr<const TrustStore> trust_;
 };

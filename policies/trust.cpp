@@ -63,11 +63,15 @@ void parse_pem(std::string_view text, const std::string& origin, Loaded& out) {
         const unsigned char* p = data;
         std::string error;
         if (type == "CERTIFICATE") {
-            if (X509Ptr x(d2i_X509(nullptr, &p, len)); x) out.certificates.push_back(std::move(x));
-            else error = "unparseable certificate";
+            if (X509Ptr x(d2i_X509(nullptr, &p, len)); x)
+                out.certificates.push_back(std::move(x));
+            else
+                error = "unparseable certificate";
         } else if (type == "X509 CRL") {
-            if (CrlPtr c(d2i_X509_CRL(nullptr, &p, len)); c) out.crls.push_back(std::move(c));
-            else error = "unparseable CRL";
+            if (CrlPtr c(d2i_X509_CRL(nullptr, &p, len)); c)
+                out.crls.push_back(std::move(c));
+            else
+                error = "unparseable CRL";
         } else {
             error = "unexpected PEM block " + type;
         }
@@ -144,9 +148,12 @@ int collect(int ok, X509_STORE_CTX* ctx) {
 
 TrustProblem classify(int err) {
     switch (err) {
-        case X509_V_ERR_CERT_REVOKED: return TrustProblem::revoked;
-        case X509_V_ERR_CERT_HAS_EXPIRED: return TrustProblem::expired;
-        case X509_V_ERR_CERT_NOT_YET_VALID: return TrustProblem::not_yet_valid;
+        case X509_V_ERR_CERT_REVOKED:
+            return TrustProblem::revoked;
+        case X509_V_ERR_CERT_HAS_EXPIRED:
+            return TrustProblem::expired;
+        case X509_V_ERR_CERT_NOT_YET_VALID:
+            return TrustProblem::not_yet_valid;
         case X509_V_ERR_UNABLE_TO_GET_CRL:
         case X509_V_ERR_CRL_HAS_EXPIRED:
         case X509_V_ERR_CRL_NOT_YET_VALID:
@@ -157,19 +164,27 @@ TrustProblem classify(int err) {
         case X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER:
         case X509_V_ERR_KEYUSAGE_NO_CRL_SIGN:
         case X509_V_ERR_DIFFERENT_CRL_SCOPE:
-        case X509_V_ERR_CRL_PATH_VALIDATION_ERROR: return TrustProblem::crl_unavailable;
-        default: return TrustProblem::untrusted;
+        case X509_V_ERR_CRL_PATH_VALIDATION_ERROR:
+            return TrustProblem::crl_unavailable;
+        default:
+            return TrustProblem::untrusted;
     }
 }
 
 int rank(TrustProblem p) {
     switch (p) {
-        case TrustProblem::revoked: return 0;
-        case TrustProblem::untrusted: return 1;
-        case TrustProblem::expired: return 2;
-        case TrustProblem::not_yet_valid: return 3;
-        case TrustProblem::crl_unavailable: return 4;
-        default: return 5;
+        case TrustProblem::revoked:
+            return 0;
+        case TrustProblem::untrusted:
+            return 1;
+        case TrustProblem::expired:
+            return 2;
+        case TrustProblem::not_yet_valid:
+            return 3;
+        case TrustProblem::crl_unavailable:
+            return 4;
+        default:
+            return 5;
     }
 }
 
@@ -177,8 +192,9 @@ TrustResult key_checks(X509* leaf) {
     if (!(X509_get_extension_flags(leaf) & EXFLAG_KUSAGE))
         return {TrustProblem::bad_key_usage, "no keyUsage extension"};
     if (!(X509_get_key_usage(leaf) & (KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION)))
-        return {TrustProblem::bad_key_usage, "keyUsage has neither digitalSignature nor "
-                                             "nonRepudiation"};
+        return {TrustProblem::bad_key_usage,
+                "keyUsage has neither digitalSignature nor "
+                "nonRepudiation"};
     EVP_PKEY* key = X509_get0_pubkey(leaf);
     if (!key) return {TrustProblem::weak_key, "unreadable public key"};
     if (EVP_PKEY_is_a(key, "RSA")) {
@@ -204,7 +220,7 @@ TrustResult key_checks(X509* leaf) {
 
 struct TrustStore::Impl {
     X509_STORE* store = nullptr;
-    STACK_OF(X509)* intermediates = nullptr;
+    STACK_OF(X509) * intermediates = nullptr;
     std::size_t roots = 0;
     std::size_t crls = 0;
 
@@ -241,15 +257,24 @@ struct TrustStore::Impl {
 
 std::string_view to_string(TrustProblem problem) noexcept {
     switch (problem) {
-        case TrustProblem::none: return "ok";
-        case TrustProblem::unparseable: return "unparseable";
-        case TrustProblem::expired: return "expired";
-        case TrustProblem::not_yet_valid: return "not_yet_valid";
-        case TrustProblem::revoked: return "revoked";
-        case TrustProblem::untrusted: return "untrusted";
-        case TrustProblem::crl_unavailable: return "crl_unavailable";
-        case TrustProblem::bad_key_usage: return "bad_key_usage";
-        case TrustProblem::weak_key: return "weak_key";
+        case TrustProblem::none:
+            return "ok";
+        case TrustProblem::unparseable:
+            return "unparseable";
+        case TrustProblem::expired:
+            return "expired";
+        case TrustProblem::not_yet_valid:
+            return "not_yet_valid";
+        case TrustProblem::revoked:
+            return "revoked";
+        case TrustProblem::untrusted:
+            return "untrusted";
+        case TrustProblem::crl_unavailable:
+            return "crl_unavailable";
+        case TrustProblem::bad_key_usage:
+            return "bad_key_usage";
+        case TrustProblem::weak_key:
+            return "weak_key";
     }
     return "untrusted";
 }
@@ -286,11 +311,15 @@ std::shared_ptr<const TrustStore> TrustStore::from_pem(std::string_view certific
     return std::shared_ptr<const TrustStore>(new TrustStore(std::move(impl)));
 }
 
-std::size_t TrustStore::root_count() const noexcept { return impl_->roots; }
+std::size_t TrustStore::root_count() const noexcept {
+    return impl_->roots;
+}
 std::size_t TrustStore::intermediate_count() const noexcept {
     return static_cast<std::size_t>(sk_X509_num(impl_->intermediates));
 }
-std::size_t TrustStore::crl_count() const noexcept { return impl_->crls; }
+std::size_t TrustStore::crl_count() const noexcept {
+    return impl_->crls;
+}
 
 TrustResult TrustStore::check(std::span<const unsigned char> der,
                               std::chrono::system_clock::time_point at) const {

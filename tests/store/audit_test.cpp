@@ -1,6 +1,6 @@
 // The audit chain: appending, listing, verifying, and catching a tampered row.
 #include <sqlite3.h>
-#include <catch2/catch_test_macros.hpp>
+#include "tests/support/catch.hpp"
 
 #include "store/store.hpp"
 #include "store/text.hpp"

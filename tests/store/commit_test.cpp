@@ -1,5 +1,5 @@
 // commit_signature, idempotency and the archive.
-#include <catch2/catch_test_macros.hpp>
+#include "tests/support/catch.hpp"
 
 #include <boost/json.hpp>
 #include <thread>

@@ -5,7 +5,7 @@
 #include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <catch2/catch_test_macros.hpp>
+#include "tests/support/catch.hpp"
 
 #include <boost/json.hpp>
 #include <chrono>

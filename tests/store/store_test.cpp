@@ -1,7 +1,7 @@
 // The store's registry, assignments, locks, records and schema.
 #include <openssl/pem.h>
 #include <sqlite3.h>
-#include <catch2/catch_test_macros.hpp>
+#include "tests/support/catch.hpp"
 
 #include <fstream>
 

@@ -355,4 +355,10 @@ TrustResult TrustStore::check(std::span<const unsigned char> der,
     return key_checks(leaf.get());
 }
 
+void TrustStore::require(std::span<const unsigned char> der,
+                         std::chrono::system_clock::time_point at) const {
+    const auto r = check(der, at);
+    if (!r) throw Error::certificate_invalid(to_string(r.problem));
+}
+
 }  // namespace hbsd::policies

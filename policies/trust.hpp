@@ -71,6 +71,11 @@ class TrustStore {
     TrustResult check(std::span<const unsigned char> der,
                       std::chrono::system_clock::time_point at) const;
 
+    // For RegisterCertificate: the same check, as Error::certificate_invalid(reason) with the
+    // problem's word (expired, revoked, untrusted, ...) when it fails.
+    void require(std::span<const unsigned char> der,
+                 std::chrono::system_clock::time_point at) const;
+
     std::size_t root_count() const noexcept;
     std::size_t intermediate_count() const noexcept;
     std::size_t crl_count() const noexcept;

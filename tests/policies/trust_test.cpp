@@ -278,3 +278,15 @@ TEST_CASE("trust: concurrent checks on one store", "[trust]") {
     for (auto& th : threads) th.join();
     CHECK(wrong == 0);
 }
+
+TEST_CASE("trust: require() raises CertificateInvalid with the reason", "[trust]") {
+    auto trust = TrustStore::load(pki().dir / "anchors");
+    CHECK_NOTHROW(trust->require(pki().der("pki/ht"), Clock::now()));
+    try {
+        trust->require(pki().der("expired"), Clock::now());
+        FAIL("no error");
+    } catch (const Error& e) {
+        CHECK(e.code() == Errc::CertificateInvalid);
+        CHECK(e.parameters().at("reason").as_string() == "expired");
+    }
+}

@@ -105,6 +105,14 @@ boost::json::object AuditEntry::to_json() const {
             {"entry_hash", entry_hash}};
 }
 
+boost::json::object AuditVerification::to_json() const {
+    return {
+        {"ok", ok},
+        {"entries", entries},
+        {"head", head},
+        {"first_bad", first_bad ? boost::json::value(*first_bad) : boost::json::value(nullptr)}};
+}
+
 namespace detail {
 
 std::int64_t audit_append(Database& db, const AuditInput& in) {

@@ -75,6 +75,9 @@ struct AuditVerification {
     std::int64_t entries = 0;
     std::string head;  // entry_hash of the last entry; the genesis hash for an empty log
     std::optional<std::int64_t> first_bad;  // first seq whose link, hash or numbering is wrong
+
+    // The contract's VerifyAuditLog reply: {ok, entries, head, first_bad}.
+    boost::json::object to_json() const;
 };
 
 // canonical(n) as defined above.

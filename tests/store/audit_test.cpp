@@ -124,6 +124,8 @@ TEST_CASE("tampering with one row is found at that row", "[store][audit]") {
         CHECK_FALSE(v.ok);
         CHECK(v.first_bad == 17);
         CHECK(v.entries == 50);
+        CHECK(v.to_json().at("first_bad").as_int64() == 17);
+        CHECK_FALSE(v.to_json().at("ok").as_bool());
     }
     SECTION("a recomputed hash breaks the next link") {
         auto s = Store::open(path);

@@ -10,8 +10,9 @@
 namespace hbsd::store {
 
 struct Store::Impl {
-    explicit Impl(Database d) : db(std::move(d)) {}
+    Impl(Database d, std::filesystem::path p) : db(std::move(d)), path(std::move(p)) {}
     Database db;
+    std::filesystem::path path;  // for long reads on a connection of their own
     // One connection serves every thread; a transaction spans several statements, so calls
     // are serialised here rather than relying on SQLite's per-call mutex.
     mutable std::mutex mutex;

@@ -8,7 +8,7 @@ namespace hbsd::store {
 Store Store::open(const std::filesystem::path& path) {
     auto db = Database::open(path);
     migrate(db);
-    return Store(std::make_unique<Impl>(std::move(db)));
+    return Store(std::make_unique<Impl>(std::move(db), std::filesystem::absolute(path)));
 }
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -222,6 +222,7 @@ class Store {
     std::int64_t append_audit(const AuditInput& entry);
     // Entries with seq > after, oldest first, at most limit (capped at 10000).
     std::vector<AuditEntry> list_audit(std::int64_t after = 0, std::int64_t limit = 1000) const;
+    // Walks the whole chain on its own connection; other calls are not held up meanwhile.
     AuditVerification verify_audit() const;
 
     // -- idempotency and signing

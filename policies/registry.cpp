@@ -142,11 +142,12 @@ RegistryAssessment Registry::assess(const SigningRequest& r, Clock::time_point a
     const auto t = trust_->check(r.certificate_der, at);
     a.trusted = t.ok();
     if (!t)
-        a.problems.push_back("untrusted: " + std::string(to_string(t.problem)) + ": " + t.detail);
+        a.problems.push_back("untrusted_certificate: " + std::string(to_string(t.problem)) + ": " +
+                             t.detail);
 
     const auto cert = store_.find_certificate(fp);
     if (!cert) {
-        a.problems.push_back("not registered: certificate " + fp + " is not registered");
+        a.problems.push_back("not_registered: certificate " + fp + " is not registered");
         return a;
     }
     // Same format (RFC 3339 UTC, whole seconds), so text order is time order.
@@ -154,16 +155,15 @@ RegistryAssessment Registry::assess(const SigningRequest& r, Clock::time_point a
     if (cert->status == store::CertificateStatus::revoked && cert->revoked_at &&
         *cert->revoked_at <= when) {
         a.trusted = false;
-        a.problems.push_back("untrusted: " + revoked_text(*cert));
+        a.problems.push_back("untrusted_certificate: " + revoked_text(*cert));
     }
     if (cert->status == store::CertificateStatus::pending) {
-        a.problems.push_back("not registered: certificate " + fp +
+        a.problems.push_back("not_registered: certificate " + fp +
                              " is registered but not approved");
         return a;
     }
     if (auto refusal = role_problem(store_, *cert, r)) {
-        a.problems.push_back((refusal->reason == "wrong_key" ? "wrong key: " : "not assigned: ") +
-                             refusal->detail);
+        a.problems.push_back(refusal->reason + ": " + refusal->detail);
         return a;
     }
     a.registered = true;

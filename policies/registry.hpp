@@ -59,7 +59,9 @@ struct RegistryAssessment {
     // registered and approved (a later registry revocation does not undo that for signatures
     // made before it) and assigned to that stage for that school, year, class (and subject)
     bool registered = false;
-    std::vector<std::string> problems;  // one line per reason either is false
+    // One line per reason either is false, each starting with the PolicyViolation reason Sign
+    // would give, e.g. "untrusted_certificate: expired: certificate has expired (depth 0)".
+    std::vector<std::string> problems;
 };
 
 class Registry {

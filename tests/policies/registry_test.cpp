@@ -244,22 +244,22 @@ TEST_CASE("registry: assess for Verify", "[registry]") {
     CHECK_FALSE(a.trusted);
     CHECK(a.registered);
     REQUIRE(a.problems.size() == 1);
-    CHECK(a.problems[0].starts_with("untrusted: untrusted"));
+    CHECK(a.problems[0].starts_with("untrusted_certificate: untrusted: "));
 
     a = f.registry.assess(f.request(f.toan, Stage::subject_teacher, "TINHOC"), now);
     CHECK(a.trusted);
     CHECK_FALSE(a.registered);
-    CHECK(a.problems.at(0).starts_with("not assigned"));
+    CHECK(a.problems.at(0).starts_with("not_assigned: "));
 
     a = f.registry.assess(f.request(pki().der("pki/gvbm-GDCD"), Stage::subject_teacher, "GDCD"),
                           now);
     CHECK(a.trusted);
     CHECK_FALSE(a.registered);
-    CHECK(a.problems.at(0).starts_with("not registered"));
+    CHECK(a.problems.at(0).starts_with("not_registered: "));
 
     a = f.registry.assess(f.request(f.ht, Stage::school), now);
     CHECK_FALSE(a.registered);
-    CHECK(a.problems.at(0).starts_with("wrong key"));
+    CHECK(a.problems.at(0).starts_with("wrong_key: "));
 
     // Revoked in the registry: signatures made before stay good, later ones do not.
     f.store.revoke_certificate(f.store.list_certificates()[0].fingerprint, "left the school");

@@ -71,7 +71,6 @@ std::string sha256_hex(std::span<const unsigned char> data) {
 }
 
 void load_private_keys(detail::TokenState& token) {
-    token.ensure_present();
     PKCS11_TOKEN* p11_token = token_of(token);
     PKCS11_KEY* keys = nullptr;
     unsigned count = 0;
@@ -148,8 +147,7 @@ void attach_certificate(KeyInfo& key, std::span<const unsigned char> id,
     BIO_free(bio);
 }
 
-std::vector<KeyInfo> load_key_list(detail::TokenState& token) {
-    token.ensure_present();
+std::vector<KeyInfo> load_key_list(detail::TokenState& token, bool logged_in) {
     const auto certificates = load_certificates(token);
 
     struct Entry {
@@ -158,6 +156,7 @@ std::vector<KeyInfo> load_key_list(detail::TokenState& token) {
         KeyAlgorithm algorithm = KeyAlgorithm::rsa;
         int bits = 0;
         bool described = false;
+        PKCS11_KEY* public_key = nullptr;
     };
     std::vector<Entry> entries;
     auto add = [&entries](std::vector<unsigned char> id, std::string label, EVP_PKEY* pkey) {
@@ -173,7 +172,7 @@ std::vector<KeyInfo> load_key_list(detail::TokenState& token) {
 
     // Private keys are visible only while logged in; public keys and certificates name the
     // same key pairs without a login on tokens that store them.
-    if (token.logged_in()) {
+    if (logged_in) {
         if (!token.private_keys_loaded) load_private_keys(token);
         for (const auto& k : token.private_keys) add(k.id, k.label, k.key.get());
     }
@@ -182,12 +181,17 @@ std::vector<KeyInfo> load_key_list(detail::TokenState& token) {
     clear_p11_failures();
     if (PKCS11_enumerate_public_keys(token_of(token), &pubs, &count) != 0)
         throw_enumeration_failure(token, "PKCS11_enumerate_public_keys");
+    // Only named here; described from the certificate below where there is one, because
+    // libp11 0.4.12 leaks about 330 bytes for every EVP_PKEY that PKCS11_get_public_key makes.
     for (unsigned i = 0; i < count; ++i) {
-        clear_p11_failures();
-        EvpPkey pkey(PKCS11_get_public_key(&pubs[i]));
-        add(id_of(pubs[i].id, pubs[i].id_len), label_of(pubs[i].label), pkey.get());
+        add(id_of(pubs[i].id, pubs[i].id_len), label_of(pubs[i].label), nullptr);
+        auto same = [&](const Entry& e) {
+            return pubs[i].id_len ? e.id == id_of(pubs[i].id, pubs[i].id_len)
+                                  : (e.id.empty() && e.label == label_of(pubs[i].label));
+        };
+        if (auto it = std::ranges::find_if(entries, same); it != entries.end())
+            it->public_key = &pubs[i];
     }
-    clear_p11_failures();
     // A certificate with no key object beside it names a key only on tokens that show no
     // key objects before login (many smart cards); elsewhere it is a CA or peer certificate.
     const bool certificates_name_keys = entries.empty();
@@ -200,6 +204,13 @@ std::vector<KeyInfo> load_key_list(detail::TokenState& token) {
         X509Ptr x509(d2i_X509(nullptr, &p, static_cast<long>(c.der.size())));
         add(c.id, c.label, x509 ? X509_get0_pubkey(x509.get()) : nullptr);
     }
+    for (auto& e : entries) {
+        if (e.described || !e.public_key) continue;
+        clear_p11_failures();
+        EvpPkey pkey(PKCS11_get_public_key(e.public_key));
+        e.described = describe(pkey.get(), e.algorithm, e.bits);
+    }
+    clear_p11_failures();
 
     std::vector<KeyInfo> keys;
     for (auto& e : entries) {

@@ -119,13 +119,17 @@ void refresh_module(ManagerState& state, const std::shared_ptr<Module>& module) 
         changed = p11 == p11_slots.end() || view.token.has_value() != (live != nullptr) ||
                   (view.token && (!p11->token || !same_token(*view.token, live->info)));
     }
+    for (auto& t : mine) t->settle_if_gone();
     if (!changed && !module->slots.slots().empty()) {
         module->release_retired();
         return;
     }
 
     // libp11 frees every PKCS11_SLOT/TOKEN/KEY of a released list; drop our pointers first.
-    for (auto& t : mine) t->forget_objects();
+    for (auto& t : mine) {
+        t->settle_if_gone();
+        t->forget_objects();
+    }
     Pkcs11SlotList old = std::exchange(module->slots, Pkcs11SlotList::enumerate(module->ctx));
     if (module->logged_in_tokens > 0)
         module->retired.push_back(std::move(old));
@@ -143,7 +147,10 @@ void refresh_module(ManagerState& state, const std::shared_ptr<Module>& module) 
             found.push_back(previous);
             continue;
         }
-        if (previous) previous->gone = true;
+        if (previous) {
+            previous->gone = true;
+            previous->settle_if_gone();
+        }
         if (!usable) continue;
         std::optional<std::string> reader;
         if (slot.removable && slot.description) reader = slot.description;
@@ -235,8 +242,10 @@ std::vector<TokenInfo> TokenManager::list_tokens() {
 std::vector<KeyInfo> TokenManager::list_keys(std::string_view token_uri) {
     auto token = resolve_token(*state_, token_uri);
     std::shared_lock module_lock(token->module->lock);
+    token->ensure_present();
+    const bool logged_in = token->logged_in();
     std::unique_lock objects_lock(token->objects);
-    return load_key_list(*token);
+    return load_key_list(*token, logged_in);
 }
 
 Login TokenManager::login(std::string_view token_uri, std::string_view pin) {
@@ -289,6 +298,16 @@ Login TokenManager::login(std::string_view token_uri, std::string_view pin) {
     token->login_session = std::move(session);
     token->logins = 1;
     ++token->module->logged_in_tokens;
+    {
+        std::unique_lock objects_lock(token->objects);
+        token->forget_login_objects();
+    }
+    if (token->gone) {
+        // Removed while we logged in: do not leave it logged in behind a dead Login.
+        token->end_login_session_locked();
+        token->logins = 0;
+        throw Error::token_not_present(token->uri);
+    }
     return Login(token);
 }
 

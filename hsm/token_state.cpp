@@ -42,7 +42,10 @@ bool same_token(const CK_TOKEN_INFO& a, const CK_TOKEN_INFO& b) {
 }  // namespace
 
 void TokenState::ensure_present() {
-    if (gone) throw Error::token_not_present(uri);
+    if (gone) {
+        settle_if_gone();
+        throw Error::token_not_present(uri);
+    }
     auto& f = module->functions;
     CK_SLOT_INFO slot_info{};
     CK_TOKEN_INFO now{};
@@ -59,8 +62,27 @@ void TokenState::ensure_present() {
     }
     if (!present || !session_alive) {
         gone = true;
+        settle_if_gone();
         throw Error::token_not_present(uri);
     }
+}
+
+void TokenState::end_login_session_locked() noexcept {
+    if (!login_session) return;
+    // On a token that is really gone this fails harmlessly; its handle cannot have been
+    // reused by a session of ours on a successor token, which gets a TokenState (and
+    // sessions) only after this ran (refresh_module settles before it re-enumerates).
+    module->functions->C_Logout(login_session.get());
+    login_session = Pkcs11Session();
+    verifier.reset();
+    wrong_pins = 0;
+    --module->logged_in_tokens;
+}
+
+void TokenState::settle_if_gone() noexcept {
+    if (!gone) return;
+    std::lock_guard lock(login);
+    end_login_session_locked();
 }
 
 void TokenState::forget_objects() noexcept {
@@ -69,9 +91,17 @@ void TokenState::forget_objects() noexcept {
     slot = nullptr;
 }
 
+void TokenState::forget_login_objects() noexcept {
+    private_keys.clear();
+    private_keys_loaded = false;
+    // libp11 has no call to empty its caches alone; PKCS11_logout on a slot it did not log
+    // in (hsm/ logs in by itself) wipes them and calls nothing on the module.
+    if (slot) PKCS11_logout(slot);
+}
+
 bool TokenState::logged_in() {
     std::lock_guard lock(login);
-    return logins > 0;
+    return static_cast<bool>(login_session);
 }
 
 void TokenState::release_login() noexcept {
@@ -80,16 +110,10 @@ void TokenState::release_login() noexcept {
         std::lock_guard lock(login);
         if (logins == 0 || --logins > 0) return;
         {
-            // The EVP_PKEYs of private keys are useless once logged out; drop them with it.
             std::unique_lock objects_lock(objects);
-            private_keys.clear();
-            private_keys_loaded = false;
+            forget_login_objects();
         }
-        if (!gone) module->functions->C_Logout(login_session.get());
-        login_session = Pkcs11Session();
-        verifier.reset();
-        wrong_pins = 0;
-        --module->logged_in_tokens;
+        end_login_session_locked();
     }
     std::unique_lock module_lock(module->lock);
     module->release_retired();

@@ -84,10 +84,21 @@ struct TokenState {
     bool private_keys_loaded = false;      // guarded by objects
 
     // Throws TokenNotPresent (and marks the token gone) unless its slot still holds this
-    // very token and, while logged in, the login session is still alive.
+    // very token and, while logged in, the login session is still alive. Takes `login`.
     void ensure_present();
+    // Once gone, ends the login session (C_Logout, C_CloseSession) even though Logins of the
+    // token may still exist: a token that only seemed gone, or came back, must not stay
+    // logged in behind them. Takes `login`.
+    void settle_if_gone() noexcept;
+    // Caller holds `login`.
+    void end_login_session_locked() noexcept;
     // Drops every libp11 pointer this token caches; caller holds module->lock exclusively.
     void forget_objects() noexcept;
+    // Drops our private keys and libp11's object cache of the slot, whose private key handles
+    // a login change makes stale (SoftHSM2 hands out new ones after a new login, and libp11,
+    // which deduplicates by handle, would list every key twice). Caller holds module->lock
+    // (shared) and `objects` exclusively.
+    void forget_login_objects() noexcept;
     // Called by ~Login.
     void release_login() noexcept;
     bool logged_in();

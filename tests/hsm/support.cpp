@@ -109,6 +109,11 @@ void SoftHsmToken::add_empty_token(const std::string& label, const std::string& 
         "' --so-pin 12345678 >/dev/null");
 }
 
+void SoftHsmToken::add_token(const std::string& label, const std::string& pin) {
+    run(quote(fs::path(HBSD_TEST_SUPPORT_DIR) / "make-softhsm-token") + " " + quote(dir_) + " " +
+        quote(pki_dir()) + " '" + label + "' '" + pin + "'");
+}
+
 ModuleConfig SoftHsmToken::softhsm() {
     return {"softhsm", HBSD_SOFTHSM2_MODULE};
 }

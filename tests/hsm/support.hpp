@@ -36,6 +36,8 @@ class SoftHsmToken {
     const std::filesystem::path& dir() const { return dir_; }
     // Adds a second, empty token to the same SoftHSM2 installation.
     void add_empty_token(const std::string& label, const std::string& pin);
+    // Adds another token holding every key and certificate of the PKI.
+    void add_token(const std::string& label, const std::string& pin);
 
     // Modules: SoftHSM2 directly, or through tests/support/pkcs11-fault (control file below).
     static ModuleConfig softhsm();

@@ -252,6 +252,84 @@ TEST_CASE("a token that is gone is TokenNotPresent (fault module)", "[hsm]") {
     CHECK(e->code() == Errc::TokenNotPresent);
 }
 
+TEST_CASE("a token taken out and put back needs a new login (fault module)", "[hsm]") {
+    SoftHsmToken token;
+    TokenManager tm({token.fault_module()});
+    const TokenInfo t = the_token(tm);
+    const std::string key = key_uri(tm, t.uri, "truong");
+    Login old = tm.login(t.uri, "1234");
+    CHECK(tm.sign(old, key, Mechanism::ecdsa_sha256, digest).size() == 64);
+
+    token.set_faults("token_present=0");
+    tm.refresh();
+    CHECK_FALSE(the_token(tm).present);
+    token.set_faults("");
+    tm.refresh();
+    const TokenInfo back = the_token(tm);
+    CHECK(back.present);
+    CHECK(back.uri == t.uri);
+    // hsm/ logged the token out when it went: nobody is logged in behind the old Login.
+    CHECK_FALSE(back.logged_in);
+    auto e = error_of([&] { tm.sign(old, key, Mechanism::ecdsa_sha256, digest); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::TokenNotPresent);
+    e = error_of([&] { tm.login(t.uri, "0000"); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::PinIncorrect);
+
+    Login fresh = tm.login(t.uri, "1234");
+    CHECK(verify("truong", Mechanism::ecdsa_sha256, digest,
+                 tm.sign(fresh, key, Mechanism::ecdsa_sha256, digest)));
+    { Login gone = std::move(old); }  // must not log out the new login
+    CHECK(the_token(tm).logged_in);
+    CHECK(verify("truong", Mechanism::ecdsa_sha256, digest,
+                 tm.sign(fresh, key, Mechanism::ecdsa_sha256, digest)));
+}
+
+TEST_CASE("tokens coming and going leave the logins of other tokens working (fault module)",
+          "[hsm]") {
+    SoftHsmToken token;
+    token.add_token("second", "5678");
+    TokenManager tm({token.fault_module()});
+    REQUIRE(tm.list_tokens().size() == 2);
+    const std::string first_key = "pkcs11:token=hbsd-test;object=gvcn";
+    const std::string second_key = "pkcs11:token=second;object=extra-p384";
+    auto first = std::make_unique<Login>(tm.login("pkcs11:token=hbsd-test", "1234"));
+    auto second = std::make_unique<Login>(tm.login("pkcs11:token=second", "5678"));
+    CHECK(verify("gvcn", Mechanism::rsa_pkcs1_sha256, digest,
+                 tm.sign(*first, first_key, Mechanism::rsa_pkcs1_sha256, digest)));
+
+    token.set_faults("token_absent=second");
+    tm.refresh();
+    auto e = error_of([&] { tm.sign(*second, second_key, Mechanism::ecdsa_sha256, digest); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::TokenNotPresent);
+    CHECK(verify("gvcn", Mechanism::rsa_pkcs1_sha256, digest,
+                 tm.sign(*first, first_key, Mechanism::rsa_pkcs1_sha256, digest)));
+
+    // Back again: libp11's slot list is rebuilt while hbsd-test stays logged in.
+    token.set_faults("");
+    const auto tokens = tm.list_tokens();
+    REQUIRE(tokens.size() == 2);
+    CHECK(std::ranges::all_of(tokens, [](auto& t) { return t.present; }));
+    CHECK(verify("gvcn", Mechanism::rsa_pkcs1_sha256, digest,
+                 tm.sign(*first, first_key, Mechanism::rsa_pkcs1_sha256, digest)));
+    second = std::make_unique<Login>(tm.login("pkcs11:token=second", "5678"));
+    CHECK(verify("extra-p384", Mechanism::ecdsa_sha256, digest,
+                 tm.sign(*second, second_key, Mechanism::ecdsa_sha256, digest)));
+
+    // The last logout releases the old slot list (closing its sessions); both tokens work
+    // again afterwards with fresh sessions.
+    first.reset();
+    second.reset();
+    Login again = tm.login("pkcs11:token=hbsd-test", "1234");
+    CHECK(verify("gvcn", Mechanism::rsa_pkcs1_sha256, digest,
+                 tm.sign(again, first_key, Mechanism::rsa_pkcs1_sha256, digest)));
+    Login other = tm.login("pkcs11:token=second", "5678");
+    CHECK(verify("extra-p384", Mechanism::ecdsa_sha256, digest,
+                 tm.sign(other, second_key, Mechanism::ecdsa_sha256, digest)));
+}
+
 TEST_CASE("device errors while signing map to the contract's errors (fault module)", "[hsm]") {
     SoftHsmToken token;
     TokenManager tm({token.fault_module()});

@@ -18,6 +18,10 @@
 //   token_present=0            slots report no token: C_GetSlotInfo clears CKF_TOKEN_PRESENT,
 //                              C_GetSlotList(TRUE) lists none, C_GetTokenInfo and C_OpenSession
 //                              return CKR_TOKEN_NOT_PRESENT
+//   token_absent=<label>       the same for the slot holding the token labelled <label> only
+//                              (repeatable)
+// The module only pretends: a token that "comes back" keeps its objects and, unless the
+// application logged out, its login state.
 #include <p11-kit/pkcs11.h>
 
 #include <dlfcn.h>
@@ -37,6 +41,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 namespace {
 
@@ -44,27 +49,26 @@ namespace {
 #define FAULT_FUNCTIONS(X)                                                                         \
     X(C_Initialize)                                                                                \
     X(C_Finalize)                                                                                  \
-    X(C_GetInfo) X(C_GetFunctionList) X(C_GetSlotList) X(C_GetSlotInfo) X(C_GetTokenInfo) X(       \
-        C_GetMechanismList) X(C_GetMechanismInfo) X(C_InitToken) X(C_InitPIN) X(C_SetPIN)          \
-        X(C_OpenSession) X(C_CloseSession) X(C_CloseAllSessions) X(C_GetSessionInfo) X(            \
-            C_GetOperationState) X(C_SetOperationState) X(C_Login) X(C_Logout) X(C_CreateObject)   \
-            X(C_CopyObject) X(C_DestroyObject) X(C_GetObjectSize) X(C_GetAttributeValue)           \
-                X(C_SetAttributeValue) X(C_FindObjectsInit) X(C_FindObjects) X(C_FindObjectsFinal) \
-                    X(C_EncryptInit) X(C_Encrypt) X(C_EncryptUpdate) X(C_EncryptFinal)             \
-                        X(C_DecryptInit) X(C_Decrypt) X(C_DecryptUpdate) X(C_DecryptFinal)         \
-                            X(C_DigestInit) X(C_Digest) X(C_DigestUpdate) X(C_DigestKey)           \
-                                X(C_DigestFinal) X(C_SignInit) X(C_Sign) X(C_SignUpdate) X(        \
-                                    C_SignFinal) X(C_SignRecoverInit) X(C_SignRecover)             \
-                                    X(C_VerifyInit) X(C_Verify) X(C_VerifyUpdate) X(C_VerifyFinal) \
-                                        X(C_VerifyRecoverInit) X(C_VerifyRecover)                  \
-                                            X(C_DigestEncryptUpdate) X(C_DecryptDigestUpdate)      \
-                                                X(C_SignEncryptUpdate) X(C_DecryptVerifyUpdate)    \
-                                                    X(C_GenerateKey) X(C_GenerateKeyPair)          \
-                                                        X(C_WrapKey) X(C_UnwrapKey) X(C_DeriveKey) \
-                                                            X(C_SeedRandom) X(C_GenerateRandom)    \
-                                                                X(C_GetFunctionStatus)             \
-                                                                    X(C_CancelFunction)            \
-                                                                        X(C_WaitForSlotEvent)
+    X(C_GetInfo)                                                                                   \
+    X(C_GetFunctionList) X(C_GetSlotList) X(C_GetSlotInfo) X(C_GetTokenInfo) X(C_GetMechanismList) \
+        X(C_GetMechanismInfo) X(C_InitToken) X(C_InitPIN) X(C_SetPIN) X(C_OpenSession) X(          \
+            C_CloseSession) X(C_CloseAllSessions) X(C_GetSessionInfo) X(C_GetOperationState)       \
+            X(C_SetOperationState) X(C_Login) X(C_Logout) X(C_CreateObject) X(C_CopyObject) X(     \
+                C_DestroyObject) X(C_GetObjectSize) X(C_GetAttributeValue) X(C_SetAttributeValue)  \
+                X(C_FindObjectsInit) X(C_FindObjects) X(C_FindObjectsFinal) X(C_EncryptInit) X(    \
+                    C_Encrypt) X(C_EncryptUpdate) X(C_EncryptFinal) X(C_DecryptInit) X(C_Decrypt)  \
+                    X(C_DecryptUpdate) X(C_DecryptFinal) X(C_DigestInit) X(C_Digest)               \
+                        X(C_DigestUpdate) X(C_DigestKey) X(C_DigestFinal) X(C_SignInit) X(C_Sign)  \
+                            X(C_SignUpdate) X(C_SignFinal) X(C_SignRecoverInit) X(C_SignRecover)   \
+                                X(C_VerifyInit) X(C_Verify) X(C_VerifyUpdate) X(C_VerifyFinal)     \
+                                    X(C_VerifyRecoverInit) X(C_VerifyRecover)                      \
+                                        X(C_DigestEncryptUpdate) X(C_DecryptDigestUpdate)          \
+                                            X(C_SignEncryptUpdate) X(C_DecryptVerifyUpdate)        \
+                                                X(C_GenerateKey) X(C_GenerateKeyPair) X(C_WrapKey) \
+                                                    X(C_UnwrapKey) X(C_DeriveKey) X(C_SeedRandom)  \
+                                                        X(C_GenerateRandom) X(C_GetFunctionStatus) \
+                                                            X(C_CancelFunction)                    \
+                                                                X(C_WaitForSlotEvent)
 
 enum Fn : std::size_t {
 #define FAULT_ENUM(name) fn_##name,
@@ -158,6 +162,7 @@ struct Control {
     std::array<unsigned, fn_count> delay_ms{};
     CK_FLAGS token_flags = 0;
     bool token_absent = false;
+    std::vector<std::string> absent_labels;
 };
 
 std::optional<std::size_t> find_function(std::string_view name) {
@@ -213,6 +218,10 @@ Control read_control() {
             c.token_absent = value == "0";
             continue;
         }
+        if (key == "token_absent") {
+            c.absent_labels.push_back(value);
+            continue;
+        }
         auto strip = [&key](std::string_view suffix) {
             if (key.size() > suffix.size() &&
                 key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0) {
@@ -251,6 +260,19 @@ CK_FUNCTION_LIST* real = nullptr;
 CK_FUNCTION_LIST wrapped{};
 std::once_flag load_once;
 std::array<std::atomic<int>, fn_count> in_flight{};
+
+// Whether `slot` is to look empty. Asks the real module for the label, never the wrapper.
+bool slot_absent(const Control& c, CK_SLOT_ID slot) {
+    if (c.token_absent) return true;
+    if (c.absent_labels.empty()) return false;
+    CK_TOKEN_INFO info{};
+    if (real->C_GetTokenInfo(slot, &info) != CKR_OK) return false;
+    std::string label(reinterpret_cast<const char*>(info.label), sizeof info.label);
+    while (!label.empty() && label.back() == ' ') label.pop_back();
+    for (const auto& l : c.absent_labels)
+        if (l == label) return true;
+    return false;
+}
 
 void log_call(std::size_t fn, CK_RV rv, int flight) {
     const char* path = std::getenv("HBSD_FAULT_LOG");
@@ -300,12 +322,22 @@ CK_RV fault_GetSlotList(CK_BBOOL token_present, CK_SLOT_ID* list, CK_ULONG* coun
         fn_C_GetSlotList,
         [&] {
             const Control c = read_control();
-            if (token_present && c.token_absent) {
-                if (!count) return CKR_ARGUMENTS_BAD;
-                *count = 0;
-                return CKR_OK;
+            if (!token_present || (!c.token_absent && c.absent_labels.empty()))
+                return real->C_GetSlotList(token_present, list, count);
+            if (!count) return CKR_ARGUMENTS_BAD;
+            CK_ULONG n = 0;
+            if (CK_RV rv = real->C_GetSlotList(CK_TRUE, nullptr, &n); rv != CKR_OK) return rv;
+            std::vector<CK_SLOT_ID> all(n);
+            if (CK_RV rv = real->C_GetSlotList(CK_TRUE, all.data(), &n); rv != CKR_OK) return rv;
+            all.resize(n);
+            std::erase_if(all, [&](CK_SLOT_ID s) { return slot_absent(c, s); });
+            if (list && *count < all.size()) {
+                *count = all.size();
+                return CKR_BUFFER_TOO_SMALL;
             }
-            return real->C_GetSlotList(token_present, list, count);
+            if (list) std::copy(all.begin(), all.end(), list);
+            *count = all.size();
+            return CKR_OK;
         },
         [](const Control&) { return CKR_OK; });
 }
@@ -314,7 +346,7 @@ CK_RV fault_GetSlotInfo(CK_SLOT_ID slot, CK_SLOT_INFO* info) {
     return run(
         fn_C_GetSlotInfo, [&] { return real->C_GetSlotInfo(slot, info); },
         [&](const Control& c) {
-            if (c.token_absent) info->flags &= ~CKF_TOKEN_PRESENT;
+            if (slot_absent(c, slot)) info->flags &= ~CKF_TOKEN_PRESENT;
             return CKR_OK;
         });
 }
@@ -323,7 +355,7 @@ CK_RV fault_GetTokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO* info) {
     return run(
         fn_C_GetTokenInfo, [&] { return real->C_GetTokenInfo(slot, info); },
         [&](const Control& c) {
-            if (c.token_absent) return CKR_TOKEN_NOT_PRESENT;
+            if (slot_absent(c, slot)) return CKR_TOKEN_NOT_PRESENT;
             info->flags |= c.token_flags;
             return CKR_OK;
         });
@@ -334,7 +366,7 @@ CK_RV fault_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, void* app, CK_NOTIFY no
     return run(
         fn_C_OpenSession,
         [&] {
-            if (read_control().token_absent) return CKR_TOKEN_NOT_PRESENT;
+            if (slot_absent(read_control(), slot)) return CKR_TOKEN_NOT_PRESENT;
             return real->C_OpenSession(slot, flags, app, notify, session);
         },
         [](const Control&) { return CKR_OK; });

@@ -31,6 +31,22 @@ T* check(T* p, const char* what) {
     return p;
 }
 
+// xmlsec's templates put a line feed before every child. Every later canonicalisation of any
+// Reference walks the whole document (xmlsec 1.2.37 / libxml2 C14N), so each node we add costs
+// every later signature and verification: the signature goes in without them.
+void drop_blank_text(xmlNodePtr node) {
+    for (xmlNodePtr c = node->children; c != nullptr;) {
+        xmlNodePtr next = c->next;
+        if (c->type == XML_TEXT_NODE && xmlIsBlankNode(c)) {
+            xmlUnlinkNode(c);
+            xmlFreeNode(c);
+        } else if (c->type == XML_ELEMENT_NODE) {
+            drop_blank_text(c);
+        }
+        c = next;
+    }
+}
+
 auto order_key(const Slot& s) {
     return std::make_tuple(s.year, static_cast<int>(s.stage), s.subject.value_or(0));
 }
@@ -88,6 +104,8 @@ Slot& sign_slot(Record& rec, Stage stage, std::size_t year, std::optional<std::s
     const std::string when = format_signing_time(signing_time);
     xmlNodePtr sp = add_qualifying_properties(obj, sig_id, stage, cert, when);
 
+    drop_blank_text(sig);
+
     // At its place: last child of MonHoc (enveloped), or next in ChuKy.
     xmlNodePtr parent = subject ? y.subjects[*subject].node : y.chuky;
     if (xmlAddChild(parent, sig) == nullptr) throw Error::internal("xmlAddChild failed");
@@ -98,8 +116,9 @@ Slot& sign_slot(Record& rec, Stage stage, std::size_t year, std::optional<std::s
     SignState state;
     state.signer = &signer;
     ctx->transformCtx.userData = &state;
-    if (xmlSecDSigCtxSign(ctx.get(), sig) < 0 || ctx->status != xmlSecDSigStatusSucceeded) {
-        if (state.error) std::rethrow_exception(state.error);
+    const int rc = xmlSecDSigCtxSign(ctx.get(), sig);
+    if (state.error) std::rethrow_exception(state.error);
+    if (rc < 0 || ctx->status != xmlSecDSigStatusSucceeded) {
         throw Error::internal("xmlsec signing failed: " + last_xmlsec_error());
     }
     if (state.signature.empty()) throw Error::internal("no signature value was produced");

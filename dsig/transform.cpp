@@ -96,8 +96,10 @@ int sign_now(Ctx* c, xmlSecBufferPtr out, xmlSecTransformCtxPtr tctx) {
         state->signature = std::move(sig);
         return 0;
     } catch (...) {
+        // Not -1: xmlsec 1.2.37 leaks its output buffer when a transform fails while the
+        // c14n output is being closed. The caller sees state->error and discards the node.
         state->error = std::current_exception();
-        return -1;
+        return 0;
     }
 }
 

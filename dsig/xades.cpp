@@ -4,7 +4,6 @@
 
 #include <cstring>
 #include <ctime>
-#include <regex>
 
 #include "dsig/profile.hpp"
 #include "protocol/error.hpp"
@@ -20,6 +19,22 @@ xmlNodePtr child(xmlNodePtr parent, xmlNsPtr ns, const char* name,
                                    content != nullptr ? BAD_CAST content->c_str() : nullptr);
     if (n == nullptr) throw Error::internal("xmlNewTextChild failed");
     return n;
+}
+
+// xsd:dateTime in UTC as we write it: YYYY-MM-DDTHH:MM:SS, optional fraction, then 'Z'.
+bool is_utc_datetime(std::string_view t) {
+    constexpr std::string_view shape = "dddd-dd-ddTdd:dd:dd";
+    if (t.size() < shape.size() + 1 || t.back() != 'Z') return false;
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+        bool ok = shape[i] == 'd' ? (t[i] >= '0' && t[i] <= '9') : t[i] == shape[i];
+        if (!ok) return false;
+    }
+    std::string_view rest = t.substr(shape.size(), t.size() - shape.size() - 1);
+    if (rest.empty()) return true;
+    if (rest.size() < 2 || rest.size() > 10 || rest[0] != '.') return false;
+    for (char c : rest.substr(1))
+        if (c < '0' || c > '9') return false;
+    return true;
 }
 
 bool has_text_only(xmlNodePtr node) {
@@ -127,8 +142,7 @@ std::optional<std::string> check_qualifying_properties(xmlNodePtr object, const 
 
     // SigningTime: xsd:dateTime in UTC.
     std::string t = text(st);
-    static const std::regex utc(R"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z)");
-    if (!has_text_only(st) || !std::regex_match(t, utc))
+    if (!has_text_only(st) || !is_utc_datetime(t))
         fail("SigningTime \"" + t + "\" is not a UTC xsd:dateTime");
     else
         signing_time = t;

@@ -1,4 +1,6 @@
 // Signing through all four stages, across two years, and what the signer callback may do.
+#include <thread>
+
 #include "catch.hpp"
 
 #include "dsig/document.hpp"
@@ -36,4 +38,31 @@ TEST_CASE("the fixture signed through all four stages verifies, in order") {
     CHECK(r.years[0].school == "94000123");
     CHECK(r.years[0].class_name == "6A1");
     CHECK(r.verdict() == dsig::Report::Verdict::valid);
+}
+
+TEST_CASE("documents on different threads sign and verify independently") {
+    // Signers are made up front: the test's signer cache is not thread-safe, the library is.
+    std::vector<dsig::Signer> teachers;
+    for (const auto& s : kSubjects) teachers.push_back(stage_signer(Stage::subject_teacher, s));
+    dsig::Signer gvcn = stage_signer(Stage::homeroom_teacher);
+    std::vector<std::string> results(4);
+    std::vector<std::thread> threads;
+    for (std::size_t t = 0; t < results.size(); ++t) {
+        threads.emplace_back([&, t] {
+            try {
+                auto doc = dsig::Document::parse(fixture());
+                for (std::size_t i = 0; i < kSubjects.size(); ++i)
+                    doc.add_signature(Stage::subject_teacher, kYear, kSubjects[i], teachers[i],
+                                      fixed_time());
+                doc.add_signature(Stage::homeroom_teacher, kYear, std::nullopt, gvcn, fixed_time());
+                auto again = dsig::Document::parse(doc.serialize());
+                for (const auto& s : again.report().signatures)
+                    if (!s.valid || !s.in_order) results[t] += s.id + " ";
+            } catch (const std::exception& e) {
+                results[t] = e.what();
+            }
+        });
+    }
+    for (auto& th : threads) th.join();
+    for (const auto& r : results) CHECK(r.empty());
 }

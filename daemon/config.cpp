@@ -107,7 +107,7 @@ void read_socket(const Reader& r, const toml::node& n, Config& c) {
     r.only(t, "[socket]", {"path", "mode", "group"});
     if (const auto* p = t.get("path")) {
         c.socket.path = r.string(*p, "socket.path");
-        if (c.socket.path.front() != '/') r.fail(p->source(), "socket.path must be absolute");
+        if (c.socket.path.front() != '/') r.fail(p->source(), "socket.path must be an absolute path");
     }
     if (const auto* m = t.get("mode")) {
         // 0o660 in TOML, or the string "0660" that people write out of habit.

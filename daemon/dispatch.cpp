@@ -82,8 +82,9 @@ const MethodEntry& Dispatcher::route(const Caller& caller, const protocol::Call&
         refused(caller, call.method, e);
         throw e;
     }
-    if (entry->availability == Availability::pending) throw Error::method_not_found(call.method);
+    // The contract's rule for WatchEvents holds even before its handler exists.
     if (entry->requires_more && !call.more) throw Error(Errc::ExpectedMore, {});
+    if (entry->availability == Availability::pending) throw Error::method_not_found(call.method);
     return *entry;
 }
 

@@ -26,8 +26,8 @@ protocol::Key to_wire(const hsm::KeyInfo& k) {
             k.fingerprint};
 }
 
-protocol::SignatureInfo to_wire(const dsig::SignatureReport& s, const TrustStore& trust,
-                                std::time_t trust_time) {
+protocol::SignatureInfo to_wire(const dsig::SignatureReport& s, const Services& services,
+                                std::chrono::system_clock::time_point trust_time) {
     protocol::SignatureInfo w;
     w.id = s.id;
     w.role = std::string(dsig::to_string(s.role));
@@ -41,7 +41,7 @@ protocol::SignatureInfo to_wire(const dsig::SignatureReport& s, const TrustStore
     w.problems = s.problems;
     if (s.certificate_der.empty()) {
         w.problems.emplace_back("no certificate in KeyInfo");
-    } else if (auto why = trust.check(s.certificate_der, trust_time)) {
+    } else if (auto why = trust_problem(services, s.certificate_der, trust_time)) {
         w.problems.push_back(std::move(*why));
     } else {
         w.trusted = true;

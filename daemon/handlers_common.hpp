@@ -20,8 +20,8 @@ protocol::Key to_wire(const hsm::KeyInfo& k);
 
 // A signature's report with the daemon's own judgements added: trust (chain to the configured
 // anchors at `trust_time`) and registration (no registry yet: always false, said in problems).
-protocol::SignatureInfo to_wire(const dsig::SignatureReport& s, const TrustStore& trust,
-                                std::time_t trust_time);
+protocol::SignatureInfo to_wire(const dsig::SignatureReport& s, const Services& services,
+                                std::chrono::system_clock::time_point trust_time);
 
 inline constexpr std::string_view kNoRegistry = "registry not configured";
 

@@ -67,7 +67,7 @@ KeyContext key_context(Services& s, Request& r, const std::string& session, cons
     hsm::KeyInfo key = s.tokens->find_key(*lease.login, w.key);
     if (key.certificate_der.empty())
         throw Error::policy("wrong_key", "no certificate is stored beside the key");
-    if (auto why = s.trust.check(key.certificate_der, std::time(nullptr)))
+    if (auto why = trust_problem(s, key.certificate_der, std::chrono::system_clock::now()))
         throw Error::policy("untrusted_certificate", *why);
     const auto mech = mechanism_for(key.certificate_der);
     return {std::move(lease), std::move(key), mech};
@@ -143,7 +143,7 @@ json::object sign_one(Services& s, Request& r, const std::string& session, const
     s.signatures.fetch_add(1);
     const std::int64_t seq = s.audit_seq.fetch_add(1) + 1;
     return {{"document", std::move(out)},
-            {"signature", json::value_from(to_wire(report, s.trust, std::time(nullptr)))},
+            {"signature", json::value_from(to_wire(report, s, std::chrono::system_clock::now()))},
             {"audit_seq", seq}};
 }
 

@@ -22,10 +22,10 @@ json::object verify(Services& s, Request& r) {
                              y.missing_subjects});
     // Trust is judged now: the audit log that would date hbsd's own signatures comes with
     // store/ (DESIGN.md, "Policies").
-    const std::time_t now = std::time(nullptr);
+    const auto now = std::chrono::system_clock::now();
     bool untrusted = false;
     for (const auto& sig : report.signatures) {
-        out.signatures.push_back(to_wire(sig, s.trust, now));
+        out.signatures.push_back(to_wire(sig, s, now));
         untrusted = untrusted || !out.signatures.back().trusted;
     }
     // Registration is not part of the verdict until the registry exists; trust is.

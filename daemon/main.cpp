@@ -22,7 +22,7 @@ namespace {
 using namespace hbsd::daemon;
 
 int serve(Config config, const std::function<void()>& on_ready) {
-    TrustStore trust(config.trust_anchors, config.crl_files);
+    auto trust = load_trust(config);
     auto tokens = std::make_unique<hbsd::hsm::TokenManager>(config.modules);
     Services services(std::move(config), std::move(tokens), std::move(trust));
     Dispatcher dispatcher;
@@ -70,15 +70,19 @@ int main(int argc, char** argv) {
         if (socket_path) config.socket.path = *socket_path;
         if (check) {
             // The trust anchors and CRLs are files too: load them as the daemon would.
-            TrustStore trust(config.trust_anchors, config.crl_files);
+            const auto trust = load_trust(config);
             std::printf("%s: ok (%zu modules, %zu access rules, %zu trust anchors)\n",
                         config_path.c_str(), config.modules.size(), config.access.size(),
-                        trust.anchors());
+                        trust ? trust->root_count() : std::size_t{0});
             return 0;
         }
         return serve(std::move(config), {});
     } catch (const ConfigError& e) {
         std::fprintf(stderr, "hbsd: %s\n", e.what());
+        return 1;
+    } catch (const hbsd::Error& e) {
+        // Internal errors carry their cause in the detail, which belongs in this message.
+        std::fprintf(stderr, "hbsd: %s\n", e.detail().empty() ? e.what() : e.detail().c_str());
         return 1;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "hbsd: %s\n", e.what());

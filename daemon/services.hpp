@@ -5,19 +5,24 @@
 #include "daemon/config.hpp"
 #include "daemon/idempotency.hpp"
 #include "daemon/sessions.hpp"
-#include "daemon/trust.hpp"
 #include "hsm/token_manager.hpp"
+#include "policies/trust.hpp"
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <span>
+#include <string>
 #include <string_view>
 
 namespace hbsd::daemon {
 
 struct Services {
-    Services(Config cfg, std::unique_ptr<hsm::TokenManager> token_manager, TrustStore trust_store)
+    // `trust_store` may be null: no anchors configured, nothing is trusted.
+    Services(Config cfg, std::unique_ptr<hsm::TokenManager> token_manager,
+             std::shared_ptr<const policies::TrustStore> trust_store)
         : config(std::move(cfg)),
           tokens(std::move(token_manager)),
           idempotency(std::make_unique<MemoryIdempotencyStore>(config.limits.idempotency_entries)),
@@ -28,13 +33,22 @@ struct Services {
     SessionTable sessions;
     std::unique_ptr<IdempotencyStore> idempotency;
     RequestGate requests;
-    TrustStore trust;
+    std::shared_ptr<const policies::TrustStore> trust;
     std::atomic<std::int64_t> signatures{0};
     // Stands in for the audit log's sequence until store/ exists: numbers the signatures made
     // by this process, starting at 1.
     std::atomic<std::int64_t> audit_seq{0};
     const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
+
+// The trust anchors and CRLs of the configuration; null when none are configured. Throws
+// hbsd::Error (Internal) naming a file that cannot be read.
+std::shared_ptr<const policies::TrustStore> load_trust(const Config& config);
+
+// nullopt when the certificate chains to a configured anchor at `at`; else why not, in words.
+std::optional<std::string> trust_problem(const Services& services,
+                                         std::span<const unsigned char> certificate_der,
+                                         std::chrono::system_clock::time_point at);
 
 // The interface text of vn.hocbaso.Signer, embedded at build time from the .varlink file.
 std::string_view signer_interface_description() noexcept;

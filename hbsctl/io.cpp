@@ -54,9 +54,9 @@ std::string read_pin_fd(int fd) {
     for (;;) {
         const ssize_t n = ::read(fd, &c, 1);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw InputError(std::string("--pin-fd: ") + std::strerror(errno));
+        if (n < 0) throw PinError(std::string("--pin-fd: ") + std::strerror(errno));
         if (n == 0 || c == '\n') break;
-        if (pin.size() > 256) throw InputError("--pin-fd: PIN too long");
+        if (pin.size() > 256) throw PinError("--pin-fd: PIN too long");
         pin.push_back(c);
     }
     if (!pin.empty() && pin.back() == '\r') pin.pop_back();
@@ -69,11 +69,11 @@ namespace {
 class EchoOff {
   public:
     explicit EchoOff(int fd) : fd_(fd) {
-        if (::tcgetattr(fd_, &saved_) != 0) throw InputError("cannot read the terminal mode");
+        if (::tcgetattr(fd_, &saved_) != 0) throw PinError("cannot read the terminal mode");
         termios t = saved_;
         t.c_lflag &= ~static_cast<tcflag_t>(ECHO);
         t.c_lflag |= ICANON;
-        if (::tcsetattr(fd_, TCSAFLUSH, &t) != 0) throw InputError("cannot turn echo off");
+        if (::tcsetattr(fd_, TCSAFLUSH, &t) != 0) throw PinError("cannot turn echo off");
     }
     ~EchoOff() { ::tcsetattr(fd_, TCSAFLUSH, &saved_); }
     EchoOff(const EchoOff&) = delete;
@@ -88,7 +88,7 @@ class EchoOff {
 
 std::string read_pin_tty(const std::string& prompt) {
     UniqueFd tty(::open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY));
-    if (!tty) throw InputError("no terminal to ask for the PIN: use --pin-fd N");
+    if (!tty) throw PinError("no terminal to ask for the PIN: use --pin-fd N");
     if (::write(tty.get(), prompt.data(), prompt.size()) < 0) {
         // The prompt is a courtesy; the read below still works.
     }

@@ -13,6 +13,12 @@ class InputError : public std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// The PIN could not be read (no terminal, bad descriptor): a usage problem.
+class PinError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
 // "-" is stdin.
 std::string read_input(const std::string& path);
 // Writes to PATH.tmp then renames, so a reader never sees half a document; "-" is stdout.

@@ -351,6 +351,9 @@ int main(int argc, char** argv) {
     } catch (const hbsd::protocol::ConnectionError& e) {
         std::fprintf(stderr, "hbsctl: %s\n", e.what());
         return connection;
+    } catch (const PinError& e) {
+        std::fprintf(stderr, "hbsctl: %s\n", e.what());
+        return usage;
     } catch (const InputError& e) {
         std::fprintf(stderr, "hbsctl: %s\n", e.what());
         return invalid_document;

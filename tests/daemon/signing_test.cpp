@@ -1,0 +1,347 @@
+// Sessions, Sign, SignBatch and Verify against a real SoftHSM2 token through the real daemon.
+#include "tests/support/catch.hpp"
+#include "harness.hpp"
+
+#include <thread>
+
+using namespace hbsd;
+using namespace hbsd::test;
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+namespace {
+
+std::string M(const char* name) { return std::string(kSigner) + name; }
+
+std::string open_session(Daemon& d, protocol::Client& c, json::object extra = {}) {
+    json::object p{{"token", d.token_uri()}, {"pin", kPin}};
+    for (auto& [k, v] : extra) p[k] = v;
+    return std::string(c.call(M("OpenSession"), std::move(p)).at("session").as_string());
+}
+
+Error error_of(const std::function<void()>& fn) {
+    try {
+        fn();
+    } catch (const Error& e) {
+        return e;
+    }
+    throw std::runtime_error("expected an hbsd::Error");
+}
+
+std::string sig_id(const char* stage, const std::string& record, const char* subject = nullptr) {
+    std::string id = std::string("SIG-") + stage + "-" + record + "-" + kYear;
+    if (subject) id += std::string("-") + subject;
+    return id;
+}
+
+std::int64_t signatures_made(protocol::Client& c) {
+    return c.call(M("Status")).at("signatures").as_int64();
+}
+
+}  // namespace
+
+TEST_CASE("signing: the four-stage chain of the fixture and a valid Verify") {
+    Daemon d;
+    auto c = d.client();
+    const auto session = open_session(d, c);
+    CHECK(session.size() == 32);
+    CHECK(session.find_first_not_of("0123456789abcdef") == std::string::npos);
+
+    std::string doc = fixture();
+    auto v0 = c.call(M("Verify"), {{"document", doc}});
+    CHECK(v0.at("verdict").as_string() == "incomplete");
+    CHECK(v0.at("signatures").as_array().empty());
+    CHECK(v0.at("years").as_array()[0].at("stage").as_string() == "none");
+    CHECK(v0.at("years").as_array()[0].at("missing_subjects").as_array().size() == 12);
+
+    // Signing out of order is refused and changes nothing.
+    auto early = error_of([&] {
+        c.call(M("Sign"), sign_params(session, d.key_uri("ht"), "principal", doc));
+    });
+    CHECK(early.code() == Errc::PolicyViolation);
+    CHECK(early.parameters().at("reason").as_string() == "order");
+
+    std::int64_t last_seq = 0;
+    auto sign = [&](const std::string& key, const char* role, std::optional<std::string> subject) {
+        auto r = c.call(M("Sign"), sign_params(session, d.key_uri(key), role, doc, subject));
+        doc = std::string(r.at("document").as_string());
+        const auto seq = r.at("audit_seq").as_int64();
+        CHECK(seq == last_seq + 1);
+        last_seq = seq;
+        return json::value_to<protocol::SignatureInfo>(r.at("signature"));
+    };
+    for (const auto& s : kSubjects) {
+        auto info = sign("gvbm-" + s, "subject_teacher", s);
+        CHECK(info.id == sig_id("GVBM", kFixtureRecord, s.c_str()));
+        CHECK(info.role == "subject_teacher");
+        CHECK(info.subject == s);
+        CHECK(info.valid);
+        CHECK(info.trusted);
+        CHECK(info.in_order);
+        CHECK_FALSE(info.registered);
+        CHECK(info.signer.find("Giao vien " + s) != std::string::npos);
+    }
+    auto twice = error_of([&] {
+        c.call(M("Sign"), sign_params(session, d.key_uri("gvbm-TOAN"), "subject_teacher", doc, "TOAN"));
+    });
+    CHECK(twice.parameters().at("reason").as_string() == "already_signed");
+
+    CHECK(sign("gvcn", "homeroom_teacher", {}).id == sig_id("GVCN", kFixtureRecord));
+    CHECK(sign("ht", "principal", {}).id == sig_id("HT", kFixtureRecord));
+    auto seal = sign("truong", "school", {});  // EC P-256: ecdsa_sha256
+    CHECK(seal.id == sig_id("TRUONG", kFixtureRecord));
+    CHECK(seal.valid);
+
+    auto v = json::value_to<protocol::VerifyResult>(json::value(c.call(M("Verify"), {{"document", doc}})));
+    CHECK(v.verdict == "valid");
+    CHECK(v.record == kFixtureRecord);
+    REQUIRE(v.years.size() == 1);
+    CHECK(v.years[0].stage == "school");
+    CHECK(v.years[0].school == "94000123");
+    CHECK(v.years[0].class_ == "6A1");
+    CHECK(v.years[0].missing_subjects.empty());
+    REQUIRE(v.signatures.size() == 15);
+    for (const auto& s : v.signatures) {
+        CHECK(s.valid);
+        CHECK(s.trusted);
+        CHECK(s.in_order);
+        CHECK_FALSE(s.registered);
+        CHECK(std::find(s.problems.begin(), s.problems.end(), "registry not configured") !=
+              s.problems.end());
+    }
+    CHECK(signatures_made(c) == 15);
+
+    // One byte changed in a signed region: invalid.
+    std::string tampered = doc;
+    tampered.replace(tampered.find("<DiemHK1>8.5"), 12, "<DiemHK1>9.5");
+    CHECK(c.call(M("Verify"), {{"document", tampered}}).at("verdict").as_string() == "invalid");
+}
+
+TEST_CASE("signing: Verify judges trust against the configured anchors") {
+    Daemon signer;  // trusts the test CA: makes a signed document
+    auto c = signer.client();
+    const auto session = open_session(signer, c);
+    auto r = c.call(M("Sign"), sign_params(session, signer.key_uri("gvbm-TOAN"), "subject_teacher",
+                                           fixture(), "TOAN"));
+    const std::string doc(r.at("document").as_string());
+
+    Daemon untrusting(DaemonOptions().no_trust());
+    auto u = untrusting.client();
+    auto v = json::value_to<protocol::VerifyResult>(json::value(u.call(M("Verify"), {{"document", doc}})));
+    CHECK(v.verdict == "invalid");
+    REQUIRE(v.signatures.size() == 1);
+    CHECK(v.signatures[0].valid);
+    CHECK_FALSE(v.signatures[0].trusted);
+    // ... and refuses to sign with a key whose certificate it does not trust.
+    const auto s2 = open_session(untrusting, u);
+    auto e = error_of([&] {
+        u.call(M("Sign"), sign_params(s2, untrusting.key_uri("gvbm-NGUVAN"), "subject_teacher", doc,
+                                      "NGUVAN"));
+    });
+    CHECK(e.code() == Errc::PolicyViolation);
+    CHECK(e.parameters().at("reason").as_string() == "untrusted_certificate");
+}
+
+TEST_CASE("signing: SignBatch of a 40-student class with one bad record") {
+    Daemon d;
+    auto c = d.client();
+    const auto session = open_session(d, c);
+    json::array items;
+    for (int n = 1; n <= 40; ++n) {
+        std::string doc = fixture_student(n);
+        if (n == 17) doc.erase(doc.find("</HocBa>"));  // not well-formed
+        items.push_back(json::object{{"document", doc}});
+    }
+    json::object p{{"session", session}, {"key", d.key_uri("gvbm-TOAN")}, {"role", "subject_teacher"},
+                   {"year", kYear}, {"subject", "TOAN"}, {"items", items}};
+    auto r = c.call(M("SignBatch"), p);
+    const auto& results = r.at("results").as_array();
+    REQUIRE(results.size() == 40);
+    std::vector<std::string> signed_docs;
+    for (int n = 1; n <= 40; ++n) {
+        auto br = json::value_to<protocol::BatchResult>(results[n - 1]);
+        if (n == 17) {
+            CHECK_FALSE(br.document);
+            CHECK(br.error == "vn.hocbaso.Signer.InvalidDocument");
+            REQUIRE(br.error_parameters);
+            CHECK(br.error_parameters->at("reason").is_string());
+            continue;
+        }
+        REQUIRE(br.document);
+        CHECK_FALSE(br.error);
+        char code[32];
+        std::snprintf(code, sizeof code, "94000123-2024-%04d", n);
+        CHECK(br.signature->id == sig_id("GVBM", code, "TOAN"));
+        CHECK(br.document->find(std::string("<MaDinhDanh>") + code) != std::string::npos);
+        signed_docs.push_back(*br.document);
+    }
+    CHECK(signatures_made(c) == 39);
+
+    // The next subject, streamed: one reply per record as it is made.
+    json::array next;
+    for (const auto& doc : signed_docs) next.push_back(json::object{{"document", doc}});
+    p["key"] = d.key_uri("gvbm-NGUVAN");
+    p["subject"] = "NGUVAN";
+    p["items"] = next;
+    int replies = 0, continuing = 0;
+    c.call_more(M("SignBatch"), p, [&](const json::object& part, bool continues) {
+        ++replies;
+        continuing += continues;
+        REQUIRE(part.at("results").as_array().size() == 1);
+        CHECK(part.at("results").as_array()[0].as_object().contains("document"));
+    });
+    CHECK(replies == 39);
+    CHECK(continuing == 38);
+
+    auto v = c.call(M("Verify"), {{"document", signed_docs[0]}});
+    CHECK(v.at("verdict").as_string() == "incomplete");
+    CHECK(v.at("signatures").as_array().size() == 1);
+
+    // Over max_batch_items: refused as a whole.
+    Daemon small(DaemonOptions().limit("max_batch_items", 3));
+    auto sc = small.client();
+    json::array four(4, json::object{{"document", fixture()}});
+    json::object q{{"session", open_session(small, sc)}, {"key", small.key_uri("gvbm-TOAN")},
+                   {"role", "subject_teacher"}, {"year", kYear}, {"subject", "TOAN"}, {"items", four}};
+    auto e = error_of([&] { sc.call(M("SignBatch"), q); });
+    CHECK(e.code() == Errc::InvalidParameter);
+    CHECK(e.parameters().at("parameter").as_string() == "items");
+}
+
+TEST_CASE("signing: request_id makes Sign idempotent") {
+    Daemon d;
+    auto c = d.client();
+    const auto session = open_session(d, c);
+    auto p = sign_params(session, d.key_uri("gvbm-TOAN"), "subject_teacher", fixture(), "TOAN");
+    p["request_id"] = "class-6A1-TOAN-0001";
+    const auto first = c.call(M("Sign"), p);
+    std::this_thread::sleep_for(1100ms);  // a second signature would carry another SigningTime
+    const auto again = c.call(M("Sign"), p);
+    CHECK(again == first);
+    CHECK(signatures_made(c) == 1);
+
+    // Even after the session is gone, the stored result comes back.
+    c.call(M("CloseSession"), {{"session", session}});
+    CHECK(c.call(M("Sign"), p) == first);
+
+    // The same id for another request is an error, not someone else's document.
+    auto other = p;
+    other["document"] = fixture_student(2);
+    auto e = error_of([&] { c.call(M("Sign"), other); });
+    CHECK(e.code() == Errc::InvalidParameter);
+    CHECK(e.parameters().at("parameter").as_string() == "request_id");
+
+    // Concurrent retries of a new request: one signature, the same answer for both.
+    const auto s2 = open_session(d, c);
+    auto p2 = sign_params(s2, d.key_uri("gvbm-TOAN"), "subject_teacher", fixture_student(3), "TOAN");
+    p2["request_id"] = "concurrent";
+    json::object r1, r2;
+    std::string e1, e2;
+    std::thread t1([&] { e1 = outcome([&] { r1 = d.client().call(M("Sign"), p2); }); });
+    std::thread t2([&] { e2 = outcome([&] { r2 = d.client().call(M("Sign"), p2); }); });
+    t1.join();
+    t2.join();
+    CHECK(e1 == "ok");
+    CHECK(e2 == "ok");
+    CHECK(r1 == r2);
+    CHECK(signatures_made(c) == 2);
+
+    // A batch item with a known request_id gets the stored result too.
+    json::object b{{"session", s2}, {"key", d.key_uri("gvbm-TOAN")}, {"role", "subject_teacher"},
+                   {"year", kYear}, {"subject", "TOAN"},
+                   {"items", json::array{json::object{{"document", fixture_student(3)},
+                                                      {"request_id", "concurrent"}}}}};
+    auto br = c.call(M("SignBatch"), b).at("results").as_array()[0].as_object();
+    CHECK(br.at("document") == r1.at("document"));
+    CHECK(br.at("audit_seq") == r1.at("audit_seq"));
+    CHECK(signatures_made(c) == 2);
+}
+
+TEST_CASE("sessions: wrong PIN; unknown session; closed session; unknown key") {
+    Daemon d;
+    auto c = d.client();
+    auto wrong = error_of([&] {
+        c.call(M("OpenSession"), {{"token", d.token_uri()}, {"pin", "0000"}});
+    });
+    CHECK(wrong.code() == Errc::PinIncorrect);
+    CHECK(error_of([&] {
+              c.call(M("OpenSession"), {{"token", "pkcs11:token=nope"}, {"pin", kPin}});
+          }).code() == Errc::TokenNotFound);
+
+    const auto unknown = std::string(32, 'a');
+    auto e = error_of([&] {
+        c.call(M("Sign"), sign_params(unknown, d.key_uri("ht"), "principal", fixture()));
+    });
+    CHECK(e.code() == Errc::SessionNotFound);
+    CHECK(e.parameters().at("session").as_string() == unknown);
+
+    const auto session = open_session(d, c);
+    CHECK(c.call(M("Status")).at("sessions").as_int64() == 1);
+    auto k = error_of([&] {
+        c.call(M("Sign"), sign_params(session, d.token_uri() + ";object=nobody;type=private",
+                                      "principal", fixture()));
+    });
+    CHECK(k.code() == Errc::KeyNotFound);
+    c.call(M("CloseSession"), {{"session", session}});
+    CHECK(c.call(M("Status")).at("sessions").as_int64() == 0);
+    CHECK(error_of([&] {
+              c.call(M("Sign"), sign_params(session, d.key_uri("gvbm-TOAN"), "subject_teacher",
+                                            fixture(), "TOAN"));
+          }).code() == Errc::SessionNotFound);
+    CHECK(error_of([&] { c.call(M("CloseSession"), {{"session", session}}); }).code() ==
+          Errc::SessionNotFound);
+}
+
+TEST_CASE("sessions: ttl_s and max_signatures end a session with SessionExpired") {
+    Daemon d(DaemonOptions().limit("session_ttl_s", 300).limit("session_ttl_max_s", 600));
+    auto c = d.client();
+    const auto short_lived = open_session(d, c, {{"ttl_s", 1}});
+    std::this_thread::sleep_for(1500ms);
+    auto e = error_of([&] {
+        c.call(M("Sign"), sign_params(short_lived, d.key_uri("gvbm-TOAN"), "subject_teacher",
+                                      fixture(), "TOAN"));
+    });
+    CHECK(e.code() == Errc::SessionExpired);
+    CHECK(e.parameters().at("session").as_string() == short_lived);
+    CHECK(signatures_made(c) == 0);
+
+    const auto once = open_session(d, c, {{"max_signatures", 1}});
+    c.call(M("Sign"), sign_params(once, d.key_uri("gvbm-TOAN"), "subject_teacher", fixture(), "TOAN"));
+    CHECK(error_of([&] {
+              c.call(M("Sign"), sign_params(once, d.key_uri("gvbm-TOAN"), "subject_teacher",
+                                            fixture_student(2), "TOAN"));
+          }).code() == Errc::SessionExpired);
+
+    // A ttl over the maximum is cut to it.
+    auto r = c.call(M("OpenSession"), {{"token", d.token_uri()}, {"pin", kPin}, {"ttl_s", 999999}});
+    const std::string expires(r.at("expires_at").as_string());
+    CHECK(expires.size() == 20);
+    CHECK(expires.back() == 'Z');
+    CHECK(error_of([&] {
+              c.call(M("OpenSession"), {{"token", d.token_uri()}, {"pin", kPin}, {"ttl_s", 0}});
+          }).parameters().at("parameter").as_string() == "ttl_s");
+}
+
+TEST_CASE("sessions: belong to the uid that opened them") {
+    Daemon d(DaemonOptions().grant(kNobody, R"(["sign"])"));
+    auto c = d.client();
+    const auto session = open_session(d, c);  // root's
+    const auto key = d.key_uri("gvbm-TOAN");
+    const auto doc = fixture();
+    const auto r = as_uid(kNobody, [&] {
+        auto other = protocol::Client::connect(d.socket());
+        std::string s;
+        try {
+            other.call(M("Sign"), sign_params(session, key, "subject_teacher", doc, "TOAN"));
+            s = "signed";
+        } catch (const Error& e) {
+            s = std::string(error_name(e.code())) + " " + json::serialize(e.parameters());
+        }
+        s += " " + outcome([&] { other.call(M("CloseSession"), {{"session", session}}); });
+        return s;
+    });
+    CHECK(r == R"(vn.hocbaso.Signer.PermissionDenied {"uid":65534,"method":"vn.hocbaso.Signer.Sign"} )"
+               "vn.hocbaso.Signer.PermissionDenied");
+    // Untouched: the owner still signs with it.
+    CHECK(c.call(M("Sign"), sign_params(session, key, "subject_teacher", doc, "TOAN")).contains("document"));
+}

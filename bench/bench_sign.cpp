@@ -131,8 +131,8 @@ int main(int argc, char** argv) try {
     // The record with every stage up to the principal signed: 12 + 1 + 1 earlier signatures.
     std::string upto_principal = xml;
     {
-        auto doc = hbsd::dsig::Document::parse(xml);
-        for (const auto& s : doc.year(kYear)->subjects)
+        const auto subjects = hbsd::dsig::Document::parse(xml).year(kYear)->subjects;
+        for (const auto& s : subjects)
             upto_principal = sign_stage(upto_principal, Stage::subject_teacher, s,
                                         keys.signer("gvbm-" + s));
         upto_principal =

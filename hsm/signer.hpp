@@ -14,7 +14,7 @@ namespace hbsd::hsm {
 // leaves libp11's report in the OpenSSL error queue (see errors.hpp).
 //  rsa_pkcs1_sha256: OpenSSL wraps the digest in the SHA-256 DigestInfo and libp11 calls
 //                    C_Sign with CKM_RSA_PKCS.
-//  rsa_pss_sha256:   salt length = digest length (32), MGF1-SHA-256.
+//  rsa_pss_sha256:   salt length = digest length (32), MGF1-SHA-256, CKM_RSA_PKCS_PSS.
 //  ecdsa_sha256:     libp11 calls CKM_ECDSA, which yields r||s; OpenSSL hands it back as DER,
 //                    converted here to r||s again with each half padded to the order size.
 std::vector<unsigned char> sign_digest(EVP_PKEY* key, Mechanism mechanism,

@@ -45,11 +45,24 @@ std::string param(const Error& e, const char* name) {
 
 int max_in_flight(const std::filesystem::path& log, const std::string& function) {
     std::ifstream in(log);
-    std::string name, rv;
-    int flight = 0, peak = 0;
-    while (in >> name >> rv >> flight)
-        if (name == function) peak = std::max(peak, flight);
+    std::string line, name, rv;
+    int peak = 0;
+    while (std::getline(in, line)) {
+        std::istringstream fields(line);
+        int flight = 0;
+        if (fields >> name >> rv >> flight && name == function) peak = std::max(peak, flight);
+    }
     return peak;
+}
+
+// The mechanisms C_SignInit was called with, in order.
+std::vector<std::string> sign_mechanisms(const std::filesystem::path& log) {
+    std::ifstream in(log);
+    std::string line;
+    std::vector<std::string> out;
+    while (std::getline(in, line))
+        if (line.rfind("C_SignInit 0x0 ", 0) == 0) out.push_back(line.substr(line.rfind(' ') + 1));
+    return out;
 }
 
 }  // namespace
@@ -415,6 +428,23 @@ TEST_CASE("signatures of every mechanism verify against the certificate", "[hsm]
     CHECK(sig.size() == 96);
     CHECK(verify("extra-p384", Mechanism::ecdsa_sha256, digest, sig));
     CHECK_FALSE(verify("extra-p384", Mechanism::ecdsa_sha256, flipped(digest, 5), sig));
+}
+
+TEST_CASE("libp11 signs with the PKCS#11 mechanism each Mechanism names (fault module)", "[hsm]") {
+    SoftHsmToken token;
+    TokenManager tm({token.fault_module()});
+    const TokenInfo t = the_token(tm);
+    Login login = tm.login(t.uri, "1234");
+    const auto rsa = key_uri(tm, t.uri, "ht"), ec = key_uri(tm, t.uri, "truong");
+    std::filesystem::remove(token.fault_log());
+    tm.sign(login, rsa, Mechanism::rsa_pkcs1_sha256, digest);
+    tm.sign(login, rsa, Mechanism::rsa_pss_sha256, digest);
+    tm.sign(login, ec, Mechanism::ecdsa_sha256, digest);
+    const auto mechanisms = sign_mechanisms(token.fault_log());
+    REQUIRE(mechanisms.size() == 3);
+    CHECK(mechanisms[0] == "mechanism=0x1");     // CKM_RSA_PKCS over the DigestInfo
+    CHECK(mechanisms[1] == "mechanism=0xd");     // CKM_RSA_PKCS_PSS
+    CHECK(mechanisms[2] == "mechanism=0x1041");  // CKM_ECDSA
 }
 
 TEST_CASE("a mechanism that does not fit the key or a digest that is not SHA-256 is refused",

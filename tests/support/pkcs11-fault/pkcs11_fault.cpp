@@ -6,6 +6,7 @@
 //   HBSD_FAULT_REAL_MODULE  path of the real module (required)
 //   HBSD_FAULT_CONTROL      control file, re-read on every call (optional; missing = no faults)
 //   HBSD_FAULT_LOG          file that gets one line per call: "<function> <rv> <in-flight>"
+//                           (C_SignInit adds " mechanism=0x..")
 //
 // Control file, one directive per line ('#' starts a comment). Function names are matched
 // without case, "C_" prefix or underscores, so "sign", "C_Sign" and "open_session" all work:
@@ -50,7 +51,8 @@ namespace {
     X(C_Initialize)                                                                                \
     X(C_Finalize)                                                                                  \
     X(C_GetInfo)                                                                                   \
-    X(C_GetFunctionList) X(C_GetSlotList) X(C_GetSlotInfo) X(C_GetTokenInfo) X(C_GetMechanismList) \
+    X(C_GetFunctionList)                                                                           \
+    X(C_GetSlotList) X(C_GetSlotInfo) X(C_GetTokenInfo) X(C_GetMechanismList)                      \
         X(C_GetMechanismInfo) X(C_InitToken) X(C_InitPIN) X(C_SetPIN) X(C_OpenSession) X(          \
             C_CloseSession) X(C_CloseAllSessions) X(C_GetSessionInfo) X(C_GetOperationState)       \
             X(C_SetOperationState) X(C_Login) X(C_Logout) X(C_CreateObject) X(C_CopyObject) X(     \
@@ -274,11 +276,12 @@ bool slot_absent(const Control& c, CK_SLOT_ID slot) {
     return false;
 }
 
-void log_call(std::size_t fn, CK_RV rv, int flight) {
+void log_call(std::size_t fn, CK_RV rv, int flight, const std::string& extra = {}) {
     const char* path = std::getenv("HBSD_FAULT_LOG");
     if (!path) return;
-    char line[128];
-    const int n = std::snprintf(line, sizeof line, "%s 0x%lx %d\n", fn_names[fn], rv, flight);
+    char line[192];
+    const int n = std::snprintf(line, sizeof line, "%s 0x%lx %d%s%s\n", fn_names[fn], rv, flight,
+                                extra.empty() ? "" : " ", extra.c_str());
     const int fd = ::open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) return;
     // One write() per line so that lines of concurrent calls do not interleave.
@@ -288,7 +291,7 @@ void log_call(std::size_t fn, CK_RV rv, int flight) {
 
 // Runs one call: faults first, then the real function, then the optional post-processing.
 template <typename Call, typename Post>
-CK_RV run(std::size_t fn, Call&& call, Post&& post) {
+CK_RV run(std::size_t fn, Call&& call, Post&& post, const std::string& extra = {}) {
     const Control c = read_control();
     // Counted from before the delay, so that a slowed-down call shows as in flight.
     const int flight = ++in_flight[fn];
@@ -302,7 +305,7 @@ CK_RV run(std::size_t fn, Call&& call, Post&& post) {
         if (c.fail_after[fn]) rv = *c.fail_after[fn];
     }
     --in_flight[fn];
-    log_call(fn, rv, flight);
+    log_call(fn, rv, flight, extra);
     return rv;
 }
 
@@ -391,6 +394,15 @@ CK_RV fault_Sign(CK_SESSION_HANDLE session, CK_BYTE* data, CK_ULONG data_len, CK
         fn_C_Sign, [] { return CKR_OK; }, [](const Control&) { return CKR_OK; });
 }
 
+// Logs the mechanism, so that tests can see which one a library chose.
+CK_RV fault_SignInit(CK_SESSION_HANDLE session, CK_MECHANISM* mechanism, CK_OBJECT_HANDLE key) {
+    char extra[32] = "";
+    if (mechanism) std::snprintf(extra, sizeof extra, "mechanism=0x%lx", mechanism->mechanism);
+    return run(
+        fn_C_SignInit, [&] { return real->C_SignInit(session, mechanism, key); },
+        [](const Control&) { return CKR_OK; }, extra);
+}
+
 CK_RV load_real() {
     std::call_once(load_once, [] {
         const char* path = std::getenv("HBSD_FAULT_REAL_MODULE");
@@ -420,6 +432,7 @@ CK_RV load_real() {
         wrapped.C_GetTokenInfo = &fault_GetTokenInfo;
         wrapped.C_OpenSession = &fault_OpenSession;
         wrapped.C_Sign = &fault_Sign;
+        wrapped.C_SignInit = &fault_SignInit;
     });
     return real ? CKR_OK : CKR_GENERAL_ERROR;
 }

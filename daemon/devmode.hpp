@@ -2,43 +2,61 @@
 // chain runs on a fresh machine. In a new temporary directory it makes a demo PKI with OpenSSL
 // (root CA; 12 subject teachers, homeroom teacher, principal: RSA-2048; school seal: EC P-256),
 // a private SoftHSM2 installation (its own SOFTHSM2_CONF) with one token holding every key and
-// certificate (stored through libp11), and a configuration that trusts the demo CA and grants
-// the invoking uid every capability. Nothing outside the directory is touched; the directory
-// goes away with the DevEnvironment.
+// certificate, and a configuration that trusts the demo CA and grants the invoking uid every
+// capability. Nothing outside the directory is touched; it goes away with the DevEnvironment.
 #pragma once
 
 #include "daemon/config.hpp"
+#include "hsm/token_manager.hpp"
 
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 namespace hbsd::daemon::devmode {
 
 struct Options {
     std::string socket_path;
     std::string module_path;  // the SoftHSM2 PKCS#11 module
-    uid_t grant_uid;
+    std::vector<uid_t> grant;  // uids that get every capability
+};
+
+struct Person {
+    std::string role;     // subject_teacher, homeroom_teacher, principal, school
+    std::string subject;  // for subject_teacher, else empty
+    std::string name;     // object label on the token, e.g. gvbm-TOAN
+    std::string person;   // person code (GV001, GVCN01, HT01) or the school code for the seal
+    std::string common_name;
+    std::string certificate_path;
+    bool ec = false;
 };
 
 class DevEnvironment {
   public:
-    // Throws std::runtime_error (or hbsd::Error) when provisioning fails; removes what it made.
+    // Sets SOFTHSM2_CONF for this process. Throws std::runtime_error (or hbsd::Error) when
+    // provisioning fails, after removing what it made.
     explicit DevEnvironment(const Options& options);
     DevEnvironment(const DevEnvironment&) = delete;
     DevEnvironment& operator=(const DevEnvironment&) = delete;
     ~DevEnvironment();
 
     const Config& config() const noexcept { return config_; }
-    // The one line printed before serving:
-    // {"socket","token","pin","ca","people":[{"role","subject"?,"name","person","key","certificate"}]}
-    const std::string& announcement() const noexcept { return announcement_; }
     const std::string& directory() const noexcept { return dir_; }
+    const std::vector<Person>& people() const noexcept { return people_; }
+
+    // The one line printed before serving, with the URIs the daemon's own TokenManager gives:
+    // {"socket","token","pin","ca","people":[{"role","subject"?,"name","person","key","certificate"}]}
+    std::string announcement(hsm::TokenManager& tokens) const;
+
+    static constexpr const char* kTokenLabel = "hbsd-dev";
 
   private:
     std::string dir_;
+    std::string pin_;
+    std::string ca_path_;
+    std::vector<Person> people_;
     Config config_;
-    std::string announcement_;
 };
 
 }  // namespace hbsd::daemon::devmode

@@ -13,6 +13,7 @@
 
 #include <CLI/CLI.hpp>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <iostream>
 #include <optional>
@@ -21,7 +22,7 @@ namespace {
 
 using namespace hbsd::daemon;
 
-int serve(Config config, const std::function<void()>& on_ready) {
+int serve(Config config, const std::function<void(Services&)>& before_serving) {
     auto trust = load_trust(config);
     auto tokens = std::make_unique<hbsd::hsm::TokenManager>(config.modules);
     Services services(std::move(config), std::move(tokens), std::move(trust));
@@ -29,7 +30,9 @@ int serve(Config config, const std::function<void()>& on_ready) {
     {
         Server server(services, dispatcher);
         server.listen();
-        server.run(on_ready);
+        // On this thread, before the I/O loop: connections made meanwhile wait in the backlog.
+        if (before_serving) before_serving(services);
+        server.run();
     }
     log::info("stopped");
     return 0;
@@ -60,10 +63,15 @@ int main(int argc, char** argv) {
                 std::fprintf(stderr, "hbsd: --dev needs --socket PATH\n");
                 return 2;
             }
-            devmode::DevEnvironment env({*socket_path, HBSD_SOFTHSM2_MODULE, ::getuid()});
-            return serve(env.config(), [&] {
-                // Printed only once the socket accepts: a script may connect right after.
-                std::cout << env.announcement() << std::endl;
+            std::vector<uid_t> grant{::getuid()};
+            // Under sudo, the person who typed the command is the one to serve.
+            if (const char* sudo = std::getenv("SUDO_UID"))
+                grant.push_back(static_cast<uid_t>(std::strtoul(sudo, nullptr, 10)));
+            devmode::DevEnvironment env({*socket_path, HBSD_SOFTHSM2_MODULE, grant});
+            log::info("dev mode: state in %s", env.directory().c_str());
+            return serve(env.config(), [&](Services& s) {
+                // Printed once the socket exists: a script may connect right after reading it.
+                std::cout << env.announcement(*s.tokens) << std::endl;
             });
         }
         Config config = load_config(config_path);

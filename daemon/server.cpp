@@ -75,14 +75,13 @@ void Server::listen() {
     log::info("listening on %s", sc.path.c_str());
 }
 
-void Server::run(const std::function<void()>& on_ready) {
+void Server::run() {
     signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
         if (ec) return;
         log::info("signal %d: finishing running calls, refusing new ones", sig);
         begin_drain();
     });
-    asio::post(io_, [this, on_ready] {
-        if (on_ready) on_ready();
+    asio::post(io_, [this] {
         sd_notify(0, "READY=1");
         accept();
         sweep();

@@ -34,8 +34,7 @@ class Server {
     // std::runtime_error when the socket cannot be made or another daemon listens on it.
     void listen();
     // Serves until a stop signal (or stop()), then drains; returns when everything is closed.
-    // `on_ready` runs once, on the I/O thread, just before the first accept.
-    void run(const std::function<void()>& on_ready = {});
+    void run();
     // Thread-safe: begins the same shutdown a SIGTERM does.
     void stop();
 

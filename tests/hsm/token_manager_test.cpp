@@ -11,7 +11,7 @@
 
 #include "hsm/token_manager.hpp"
 #include "hsm/uri.hpp"
-#include "tests/hsm/catch.hpp"
+#include "tests/support/catch.hpp"
 #include "tests/hsm/support.hpp"
 
 using namespace hbsd;

@@ -11,7 +11,7 @@
 #include "hsm/session_pool.hpp"
 #include "hsm/signer.hpp"
 #include "hsm/uri.hpp"
-#include "tests/hsm/catch.hpp"
+#include "tests/support/catch.hpp"
 
 using namespace hbsd;
 using namespace hbsd::hsm;

@@ -7,6 +7,7 @@ namespace hbsd::daemon::log {
 namespace {
 
 std::atomic<bool> g_verbose{false};
+std::atomic<bool> g_quiet{false};
 
 void emit(const char* prefix, const char* fmt, va_list ap) noexcept {
     char line[2048];
@@ -18,6 +19,7 @@ void emit(const char* prefix, const char* fmt, va_list ap) noexcept {
 }  // namespace
 
 void set_verbose(bool verbose) noexcept { g_verbose = verbose; }
+void set_quiet(bool quiet) noexcept { g_quiet = quiet; }
 
 #define HBSD_LOG_FN(name, prefix, cond) \
     void name(const char* fmt, ...) noexcept { \
@@ -28,9 +30,9 @@ void set_verbose(bool verbose) noexcept { g_verbose = verbose; }
         va_end(ap);                            \
     }
 HBSD_LOG_FN(error, "<3>", true)
-HBSD_LOG_FN(warning, "<4>", true)
-HBSD_LOG_FN(info, "<6>", true)
-HBSD_LOG_FN(debug, "<7>", g_verbose.load())
+HBSD_LOG_FN(warning, "<4>", !g_quiet.load())
+HBSD_LOG_FN(info, "<6>", !g_quiet.load())
+HBSD_LOG_FN(debug, "<7>", g_verbose.load() && !g_quiet.load())
 #undef HBSD_LOG_FN
 
 }  // namespace hbsd::daemon::log

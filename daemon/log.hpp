@@ -7,6 +7,8 @@
 namespace hbsd::daemon::log {
 
 void set_verbose(bool verbose) noexcept;
+// Nothing but errors (fuzzing, tests that provoke refusals by the thousand).
+void set_quiet(bool quiet) noexcept;
 [[gnu::format(printf, 1, 2)]] void error(const char* fmt, ...) noexcept;
 [[gnu::format(printf, 1, 2)]] void warning(const char* fmt, ...) noexcept;
 [[gnu::format(printf, 1, 2)]] void info(const char* fmt, ...) noexcept;

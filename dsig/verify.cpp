@@ -104,7 +104,7 @@ SignatureReport check_signature(const Record& rec, const Slot& slot) {
     }
 
     // KeyInfo: exactly one X509Data with exactly one X509Certificate.
-    std::unique_ptr<CertInfo> cert;
+    std::shared_ptr<const CertInfo> cert;
     xmlNodePtr x5 = first_element(ki);
     xmlNodePtr x5c = first_element(x5);
     if (!only_attributes(ki, {}) || !is(x5, kDsNs, "X509Data") || next_element(x5) != nullptr ||

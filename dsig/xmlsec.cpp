@@ -14,6 +14,7 @@
 #include <xmlsec/xmlsec.h>
 
 #include <mutex>
+#include <unordered_map>
 
 #include "dsig/transform.hpp"
 #include "protocol/error.hpp"
@@ -111,7 +112,9 @@ std::optional<std::vector<unsigned char>> unbase64(std::string_view text) {
     return out;
 }
 
-CertResult load_certificate(std::span<const unsigned char> der) {
+namespace {
+
+CertResult decode_certificate(std::span<const unsigned char> der) {
     CertResult r;
     const unsigned char* p = der.data();
     X509Ptr cert(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
@@ -164,6 +167,26 @@ CertResult load_certificate(std::span<const unsigned char> der) {
     info->key = std::move(key);
     info->kind = kind;
     r.info = std::move(info);
+    return r;
+}
+
+}  // namespace
+
+CertResult load_certificate(std::span<const unsigned char> der) {
+    static std::mutex mutex;
+    static std::unordered_map<std::string, std::shared_ptr<const CertInfo>> cache;
+    constexpr std::size_t kMaxEntries = 4096;
+    std::string key(reinterpret_cast<const char*>(der.data()), der.size());
+    {
+        std::lock_guard lock(mutex);
+        if (auto it = cache.find(key); it != cache.end()) return {it->second, {}};
+    }
+    CertResult r = decode_certificate(der);
+    if (r.info) {
+        std::lock_guard lock(mutex);
+        if (cache.size() >= kMaxEntries) cache.clear();  // crude, bounded; signers are few
+        cache.emplace(std::move(key), r.info);
+    }
     return r;
 }
 

@@ -60,10 +60,11 @@ struct CertInfo {
     std::string subject;      // RFC 2253
     std::string fingerprint;  // lowercase hex SHA-256 of der
 };
-// nullptr-free result or a reason why the certificate cannot sign in this profile
-// (RSA >= 2048 bits, EC on P-256 or P-384).
+// The certificate, or why it cannot sign in this profile (RSA >= 2048 bits, EC on P-256 or
+// P-384). Decoded certificates are cached per process (read-only, shared across threads):
+// OpenSSL 3's decoding is a sixth of a verification, and a school has few signers.
 struct CertResult {
-    std::unique_ptr<CertInfo> info;
+    std::shared_ptr<const CertInfo> info;
     std::string problem;
 };
 CertResult load_certificate(std::span<const unsigned char> der);

@@ -119,3 +119,16 @@ TEST_CASE("config: TOML syntax errors carry the position toml++ reports") {
 TEST_CASE("config: load_config reports a missing file") {
     CHECK_THROWS_AS(load_config("/nonexistent/hbsd.toml"), ConfigError);
 }
+
+TEST_CASE("config: the shipped example parses to the defaults") {
+    const auto c = load_config(HBSD_CONFIG_EXAMPLE);
+    const Config d;
+    CHECK(c.socket.path == d.socket.path);
+    CHECK(c.socket.mode == d.socket.mode);
+    CHECK(c.limits.max_frame_bytes == d.limits.max_frame_bytes);
+    CHECK(c.limits.max_document_bytes == d.limits.max_document_bytes);
+    CHECK(c.limits.max_inflight == d.limits.max_inflight);
+    CHECK(c.limits.session_ttl_max_s == d.limits.session_ttl_max_s);
+    CHECK(c.limits.idempotency_entries == d.limits.idempotency_entries);
+    CHECK(c.state_dir == d.state_dir);
+}

@@ -246,8 +246,10 @@ std::string outcome(const std::function<void()>& fn) {
     }
 }
 
-Run run_hbsctl(const std::vector<std::string>& args, const std::string& input,
-           std::optional<std::string> pin_on_fd3) {
+namespace {
+
+Run run_program(const char* path, const std::vector<std::string>& args, const std::string& input,
+                const std::optional<std::string>& pin_on_fd3) {
     const fs::path d = make_temp_dir("hbsd-ctl-");
     write_file(d / "in", input);
     int pin_pipe[2] = {-1, -1};
@@ -268,10 +270,10 @@ Run run_hbsctl(const std::vector<std::string>& args, const std::string& input,
         if (pin_on_fd3) ::dup2(pin_pipe[0], 3);
         // No terminal: a PIN prompt must not hang the test.
         ::setsid();
-        std::vector<char*> argv{const_cast<char*>("hbsctl")};
+        std::vector<char*> argv{const_cast<char*>(path)};
         for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
         argv.push_back(nullptr);
-        ::execv(HBSCTL_BINARY, argv.data());
+        ::execv(path, argv.data());
         ::_exit(127);
     }
     if (pin_on_fd3) ::close(pin_pipe[0]);
@@ -284,6 +286,17 @@ Run run_hbsctl(const std::vector<std::string>& args, const std::string& input,
     std::error_code ec;
     fs::remove_all(d, ec);
     return r;
+}
+
+}  // namespace
+
+Run run_hbsctl(const std::vector<std::string>& args, const std::string& input,
+               std::optional<std::string> pin_on_fd3) {
+    return run_program(HBSCTL_BINARY, args, input, pin_on_fd3);
+}
+
+Run run_hbsd(const std::vector<std::string>& args) {
+    return run_program(HBSD_BINARY, args, {}, std::nullopt);
 }
 
 json::object sign_params(const std::string& session, const std::string& key,

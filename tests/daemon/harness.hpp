@@ -103,7 +103,9 @@ struct Run {
     std::string out, err;
 };
 Run run_hbsctl(const std::vector<std::string>& args, const std::string& input = {},
-           std::optional<std::string> pin_on_fd3 = std::nullopt);
+               std::optional<std::string> pin_on_fd3 = std::nullopt);
+// The same for the hbsd binary (e.g. --check-config).
+Run run_hbsd(const std::vector<std::string>& args);
 
 boost::json::object sign_params(const std::string& session, const std::string& key,
                                 const std::string& role, const std::string& document,

@@ -272,3 +272,22 @@ TEST_CASE("service: capabilities come from SO_PEERCRED of the connecting uid") {
     });
     CHECK(r2 == "ok vn.hocbaso.Signer.PermissionDenied");
 }
+
+TEST_CASE("service: hbsd --check-config") {
+    const auto good = run_hbsd({"--check-config", "--config", HBSD_CONFIG_EXAMPLE});
+    CHECK(good.code == 0);
+    CHECK(good.out.find(": ok") != std::string::npos);
+
+    char tmpl[] = "/tmp/hbsd-cfg-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl));
+    const fs::path bad = fs::path(tmpl) / "hbsd.toml";
+    write_file(bad, "[socket]\npath = \"/run/hbsd/hbsd.sock\"\n\n[limits]\nmax_inflight = 8\nidle_timeout = 5\n");
+    const auto r = run_hbsd({"--check-config", "--config", bad.string()});
+    CHECK(r.code == 1);
+    CHECK(r.err == "hbsd: " + bad.string() + ":6:1: unknown key 'idle_timeout' in [limits]\n");
+    write_file(bad, "trust_anchors = \"" + std::string(tmpl) + "/none\"\n");
+    const auto r2 = run_hbsd({"--check-config", "--config", bad.string()});
+    CHECK(r2.code == 1);
+    CHECK(r2.err.find("/none") != std::string::npos);
+    fs::remove_all(tmpl);
+}

@@ -126,6 +126,7 @@ Record analyse(XmlDoc doc) {
     Record rec;
     rec.doc = std::move(doc);
     xmlDocPtr d = rec.doc.get();
+    rec.c14n.doc = d;
     xmlNodePtr root = rec.doc.root();
     if (!is(root, kHbNs, "HocBa")) bad("the root element is not HocBa", root);
     collect_ids(root, rec.ids);

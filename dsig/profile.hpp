@@ -12,6 +12,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "dsig/c14n.hpp"
 #include "dsig/document.hpp"
 #include "dsig/parse.hpp"
 
@@ -55,6 +56,7 @@ struct Record {
     // out stay put when add_signature inserts a slot.
     std::vector<std::unique_ptr<Slot>> slots;
     std::unordered_set<std::string> ids;  // every Id attribute value in the document
+    mutable C14NCache c14n;               // canonical bytes of referenced elements
 };
 
 // Checks what the XSD cannot (Ids, Nam copies, uniqueness, slot contents), registers the

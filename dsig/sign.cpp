@@ -14,13 +14,17 @@ namespace hbsd::dsig::detail {
 namespace {
 
 // Unlinks and frees a node that has not become part of the result (freeing an attribute
-// that is a registered ID also removes it from the ID table).
+// that is a registered ID also removes it from the ID table), and forgets canonical bytes
+// of the elements it was under.
 struct NodeGuard {
     xmlNodePtr node;
+    C14NCache* cache = nullptr;
     ~NodeGuard() {
         if (node != nullptr) {
+            xmlNodePtr parent = node->parent;
             xmlUnlinkNode(node);
             xmlFreeNode(node);
+            if (cache != nullptr) cache->forget_path(parent);
         }
     }
 };
@@ -109,6 +113,8 @@ Slot& sign_slot(Record& rec, Stage stage, std::size_t year, std::optional<std::s
     // At its place: last child of MonHoc (enveloped), or next in ChuKy.
     xmlNodePtr parent = subject ? y.subjects[*subject].node : y.chuky;
     if (xmlAddChild(parent, sig) == nullptr) throw Error::internal("xmlAddChild failed");
+    guard.cache = &rec.c14n;
+    rec.c14n.forget_path(parent);  // everything above the new signature now reads differently
     register_id(doc, sig);
     register_id(doc, sp);
 
@@ -116,7 +122,13 @@ Slot& sign_slot(Record& rec, Stage stage, std::size_t year, std::optional<std::s
     SignState state;
     state.signer = &signer;
     ctx->transformCtx.userData = &state;
-    const int rc = xmlSecDSigCtxSign(ctx.get(), sig);
+    int rc;
+    {
+        C14NScope memo(rec.c14n);
+        rc = xmlSecDSigCtxSign(ctx.get(), sig);
+    }
+    // xmlsec wrote DigestValues, SignatureValue and KeyInfo below the new node.
+    rec.c14n.forget_path(parent);
     if (state.error) std::rethrow_exception(state.error);
     if (rc < 0 || ctx->status != xmlSecDSigStatusSucceeded) {
         throw Error::internal("xmlsec signing failed: " + last_xmlsec_error());

@@ -156,6 +156,7 @@ SignatureReport check_signature(const Record& rec, const Slot& slot) {
 
     // Cryptography, by xmlsec: References' digests, C14N of SignedInfo, SignatureValue.
     clear_xmlsec_error();
+    C14NScope memo(rec.c14n);
     DSigCtx ctx = make_dsig_ctx(make_public_key(*cert, false));
     if (xmlSecDSigCtxVerify(ctx.get(), slot.node) < 0) {
         p.push_back("xmlsec could not process the signature: " + last_xmlsec_error());

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "dsig/c14n.hpp"
 #include "dsig/transform.hpp"
 #include "protocol/error.hpp"
 
@@ -39,6 +40,8 @@ void do_init() {
     xmlInitParser();
     if (xmlSecInit() < 0) throw Error::internal("xmlSecInit failed");
     if (xmlSecCheckVersion() != 1) throw Error::internal("xmlsec library version mismatch");
+    // xmlSecInit registered xmlsec's exc-c14n; ours (which wraps it) takes its place.
+    install_exc_c14n();
     // Ours must precede OpenSSL's: SignatureMethod is looked up by href, first match wins.
     if (xmlSecTransformIdsRegister(rsa_sha256_transform()) < 0 ||
         xmlSecTransformIdsRegister(ecdsa_sha256_transform()) < 0)
@@ -225,10 +228,10 @@ DSigCtx make_dsig_ctx(Key key) {
     if (!ctx) throw Error::internal("xmlSecDSigCtxCreate failed");
     ctx->flags |= XMLSEC_DSIG_FLAGS_IGNORE_MANIFESTS;
     ctx->enabledReferenceUris = xmlSecTransformUriTypeSameDocument;
-    bool ok = xmlSecDSigCtxEnableSignatureTransform(ctx.get(), xmlSecTransformExclC14NId) == 0 &&
+    bool ok = xmlSecDSigCtxEnableSignatureTransform(ctx.get(), exc_c14n_transform()) == 0 &&
               xmlSecDSigCtxEnableSignatureTransform(ctx.get(), rsa_sha256_transform()) == 0 &&
               xmlSecDSigCtxEnableSignatureTransform(ctx.get(), ecdsa_sha256_transform()) == 0 &&
-              xmlSecDSigCtxEnableReferenceTransform(ctx.get(), xmlSecTransformExclC14NId) == 0 &&
+              xmlSecDSigCtxEnableReferenceTransform(ctx.get(), exc_c14n_transform()) == 0 &&
               xmlSecDSigCtxEnableReferenceTransform(ctx.get(), xmlSecTransformEnvelopedId) == 0 &&
               xmlSecDSigCtxEnableReferenceTransform(ctx.get(), xmlSecOpenSSLTransformSha256Id) == 0;
     if (!ok) throw Error::internal("restricting the xmlsec transforms failed");

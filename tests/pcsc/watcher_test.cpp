@@ -1,0 +1,382 @@
+// hsm/pcsc Watcher against a real pcscd with vsmartcard-vpcd readers and emulated cards
+// (ctest labels "pcsc" and "integration"). Each test case runs in its own process (catch
+// discovery) with its own pcscd, socket and vpcd ports, so they may run in parallel.
+#include "hsm/pcsc/watcher.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "hsm/pcsc/handles.hpp"
+#include "tests/support/catch.hpp"
+#include "tests/support/vcard/rig.hpp"
+
+using namespace hbsd::hsm::pcsc;
+using hbsd::test::PcscRig;
+using hbsd::test::PcscRigOptions;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Waits are generous: a slow, shared CI machine must not fail a correct watcher. A broken one
+// still fails, only later.
+constexpr auto patience = 20s;
+
+class EventLog {
+  public:
+    void add(const Event& e) {
+        std::lock_guard lock(mutex_);
+        events_.push_back(e);
+        changed_.notify_all();
+    }
+
+    // The n-th (1-based) event of `kind` for `reader`, waiting for it up to `timeout`.
+    std::optional<Event> wait(EventKind kind, const std::string& reader, std::size_t n = 1,
+                              std::chrono::milliseconds timeout = patience) {
+        std::optional<Event> found;
+        {
+            std::unique_lock lock(mutex_);
+            changed_.wait_for(lock, timeout, [&] {
+                std::size_t seen = 0;
+                for (const auto& e : events_)
+                    if (e.kind == kind && e.reader == reader && ++seen == n) {
+                        found = e;
+                        return true;
+                    }
+                return false;
+            });
+        }
+        // Shown with the next failing assertion: what did arrive instead.
+        if (!found)
+            UNSCOPED_INFO("no " << to_string(kind) << " #" << n << " for '" << reader
+                                << "'; events:\n"
+                                << describe());
+        return found;
+    }
+
+    std::size_t count(EventKind kind, const std::string& reader) const {
+        std::lock_guard lock(mutex_);
+        return static_cast<std::size_t>(std::count_if(events_.begin(), events_.end(), [&](auto& e) {
+            return e.kind == kind && e.reader == reader;
+        }));
+    }
+
+    std::vector<Event> all() const {
+        std::lock_guard lock(mutex_);
+        return events_;
+    }
+
+    std::string describe() const {
+        std::ostringstream out;
+        for (const auto& e : all())
+            out << to_string(e.kind) << " '" << e.reader << "' " << e.atr << "\n";
+        return out.str();
+    }
+
+  private:
+    mutable std::mutex mutex_;
+    std::condition_variable changed_;
+    std::vector<Event> events_;
+};
+
+std::optional<ReaderState> state_of(const Watcher& w, const std::string& reader) {
+    for (auto& r : w.readers())
+        if (r.name == reader) return r;
+    return std::nullopt;
+}
+
+// Polls a condition on the watcher's snapshot; for state that has no event of its own.
+template <typename Pred>
+bool eventually(Pred pred, std::chrono::milliseconds timeout = patience) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (pred()) return true;
+        std::this_thread::sleep_for(10ms);
+    }
+    return pred();
+}
+
+WatcherOptions fast() {
+    WatcherOptions o;
+    o.backoff_initial = 50ms;
+    o.backoff_max = 500ms;
+    return o;
+}
+
+std::vector<unsigned char> transmit(const ScardCard& card, std::vector<unsigned char> apdu) {
+    const SCARD_IO_REQUEST* pci =
+        card.protocol() == SCARD_PROTOCOL_T0 ? SCARD_PCI_T0 : SCARD_PCI_T1;
+    std::vector<unsigned char> out(258);
+    DWORD len = static_cast<DWORD>(out.size());
+    const LONG rv = SCardTransmit(card.get(), pci, apdu.data(), static_cast<DWORD>(apdu.size()),
+                                  nullptr, out.data(), &len);
+    INFO(pcsc_stringify_error(rv));
+    REQUIRE(rv == SCARD_S_SUCCESS);
+    out.resize(len);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("rig: pcscd lists both vpcd readers and the card answers over shared connections") {
+    PcscRig rig;
+    ScardContext ctx;
+    REQUIRE(ctx.establish() == SCARD_S_SUCCESS);
+    rig.insert(0, "HBSD-RIG-01");
+    REQUIRE(rig.wait_card(0, true, patience));
+    CHECK_FALSE(rig.wait_card(1, true, 300ms));
+
+    // Two connections at once: shared access is what lets hbsd and a PKCS#11 module (or
+    // another program) use one reader side by side.
+    ScardCard first, second;
+    REQUIRE(first.connect_shared(ctx, rig.reader(0).c_str()) == SCARD_S_SUCCESS);
+    REQUIRE(second.connect_shared(ctx, rig.reader(0).c_str()) == SCARD_S_SUCCESS);
+
+    using B = std::vector<unsigned char>;
+    CHECK(transmit(first, {0x00, 0xA4, 0x04, 0x00, 0x08, 0xA0, 0x00, 0x00, 0x06, 0x48, 0x42, 0x53,
+                           0x44}) == B{0x90, 0x00});
+    CHECK(transmit(second, {0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x00, 0x01}) ==
+          B{0x6A, 0x82});
+    const std::string serial = "HBSD-RIG-01";
+    B expected(serial.begin(), serial.end());
+    expected.push_back(0x90);
+    expected.push_back(0x00);
+    CHECK(transmit(second, {0x00, 0xCA, 0x01, 0x01, 0x00}) == expected);
+    CHECK(transmit(first, {0x00, 0xCA, 0x9F, 0x7F, 0x00}) == B{0x6A, 0x88});
+
+    // The ATR pcscd reports is the one the rig predicts.
+    unsigned char atr[MAX_ATR_SIZE];
+    DWORD atr_len = sizeof atr, state = 0, protocol = 0;
+    char name[256];
+    DWORD name_len = sizeof name;
+    REQUIRE(SCardStatus(first.get(), name, &name_len, &state, &protocol, atr, &atr_len) ==
+            SCARD_S_SUCCESS);
+    CHECK(to_hex(atr, atr_len) == PcscRig::atr_for_serial(serial));
+
+    first.reset();
+    second.reset();
+    rig.remove(0);
+    CHECK(rig.wait_card(0, false, patience));
+}
+
+TEST_CASE("watcher: readers present at start are reported without cards") {
+    PcscRig rig;
+    EventLog log;
+    Watcher watcher([&](const Event& e) { log.add(e); }, fast());
+    for (unsigned slot = 0; slot < PcscRig::slots; ++slot) {
+        auto added = log.wait(EventKind::reader_added, rig.reader(slot));
+        REQUIRE(added);
+        CHECK(added->atr.empty());
+        auto s = state_of(watcher, rig.reader(slot));
+        REQUIRE(s);
+        CHECK_FALSE(s->present);
+    }
+    CHECK(watcher.service_available());
+    CHECK(watcher.readers().size() == PcscRig::slots);
+    CHECK(log.count(EventKind::card_inserted, rig.reader(0)) == 0);
+}
+
+TEST_CASE("watcher: insert then remove then re-insert a card") {
+    PcscRig rig;
+    EventLog log;
+    Watcher watcher([&](const Event& e) { log.add(e); }, fast());
+    const std::string reader = rig.reader(0);
+    REQUIRE(log.wait(EventKind::reader_added, reader));
+    REQUIRE(log.wait(EventKind::reader_added, rig.reader(1)));
+
+    const auto before = std::chrono::system_clock::now();
+    rig.insert(0, "CARD-A");
+    auto inserted = log.wait(EventKind::card_inserted, reader);
+    REQUIRE(inserted);
+    CHECK(inserted->atr == PcscRig::atr_for_serial("CARD-A"));
+    CHECK(inserted->time >= before);
+    auto s = state_of(watcher, reader);
+    REQUIRE(s);
+    CHECK(s->present);
+    CHECK(s->atr == PcscRig::atr_for_serial("CARD-A"));
+
+    rig.remove(0);
+    auto removed = log.wait(EventKind::card_removed, reader);
+    REQUIRE(removed);
+    CHECK(removed->atr == PcscRig::atr_for_serial("CARD-A"));  // which card left
+    s = state_of(watcher, reader);
+    REQUIRE(s);
+    CHECK_FALSE(s->present);
+    CHECK(s->atr.empty());
+
+    rig.insert(0, "CARD-B");
+    auto again = log.wait(EventKind::card_inserted, reader, 2);
+    REQUIRE(again);
+    CHECK(again->atr == PcscRig::atr_for_serial("CARD-B"));
+    CHECK(state_of(watcher, reader)->present);
+
+    // The other slot saw nothing, and no reader came or went.
+    CHECK(log.count(EventKind::card_inserted, rig.reader(1)) == 0);
+    CHECK(log.count(EventKind::reader_removed, reader) == 0);
+    CHECK(log.count(EventKind::card_inserted, reader) == 2);
+    CHECK(log.count(EventKind::card_removed, reader) == 1);
+}
+
+TEST_CASE("watcher: two cards in two readers are told apart") {
+    PcscRig rig;
+    EventLog log;
+    Watcher watcher([&](const Event& e) { log.add(e); }, fast());
+    REQUIRE(log.wait(EventKind::reader_added, rig.reader(1)));
+    rig.insert(0, "SEAL-0001");
+    rig.insert(1, "PRINCIPAL-02");
+    auto a = log.wait(EventKind::card_inserted, rig.reader(0));
+    auto b = log.wait(EventKind::card_inserted, rig.reader(1));
+    REQUIRE(a);
+    REQUIRE(b);
+    CHECK(a->atr == PcscRig::atr_for_serial("SEAL-0001"));
+    CHECK(b->atr == PcscRig::atr_for_serial("PRINCIPAL-02"));
+    rig.remove(1);
+    REQUIRE(log.wait(EventKind::card_removed, rig.reader(1)));
+    CHECK(state_of(watcher, rig.reader(0))->present);
+    CHECK_FALSE(state_of(watcher, rig.reader(1))->present);
+}
+
+TEST_CASE("watcher: a card already inserted at start is reported after its reader") {
+    PcscRig rig;
+    rig.insert(1, "EARLY");
+    REQUIRE(rig.wait_card(1, true, patience));
+    EventLog log;
+    Watcher watcher([&](const Event& e) { log.add(e); }, fast());
+    auto inserted = log.wait(EventKind::card_inserted, rig.reader(1));
+    REQUIRE(inserted);
+    CHECK(inserted->atr == PcscRig::atr_for_serial("EARLY"));
+    const auto events = log.all();
+    auto pos = [&](EventKind k) {
+        return std::find_if(events.begin(), events.end(),
+                            [&](auto& e) { return e.kind == k && e.reader == rig.reader(1); });
+    };
+    CHECK(pos(EventKind::reader_added) < pos(EventKind::card_inserted));
+}
+
+TEST_CASE("watcher: pcscd restarted - readers and card go and come back") {
+    PcscRig rig;
+    rig.insert(0, "STAYS-IN");
+    EventLog log;
+    Watcher watcher([&](const Event& e) { log.add(e); }, fast());
+    const std::string reader = rig.reader(0);
+    REQUIRE(log.wait(EventKind::card_inserted, reader));
+
+    rig.stop_pcscd();
+    // With pcscd gone every session on the card is gone too: the card is reported removed
+    // before its reader.
+    auto card_gone = log.wait(EventKind::card_removed, reader);
+    auto reader_gone = log.wait(EventKind::reader_removed, reader);
+    REQUIRE(card_gone);
+    REQUIRE(reader_gone);
+    REQUIRE(log.wait(EventKind::reader_removed, rig.reader(1)));
+    CHECK(eventually([&] { return !watcher.service_available(); }));
+    CHECK(watcher.readers().empty());
+
+    rig.start_pcscd();
+    auto back = log.wait(EventKind::reader_added, reader, 2);
+    REQUIRE(back);
+    REQUIRE(log.wait(EventKind::reader_added, rig.reader(1), 2));
+    // The card never left the reader; it reconnects to the new pcscd.
+    auto card_back = log.wait(EventKind::card_inserted, reader, 2);
+    REQUIRE(card_back);
+    CHECK(card_back->atr == PcscRig::atr_for_serial("STAYS-IN"));
+    CHECK(watcher.service_available());
+    CHECK(state_of(watcher, reader)->present);
+
+    // And it keeps watching: a removal after the restart is seen.
+    rig.remove(0);
+    CHECK(log.wait(EventKind::card_removed, reader, 2));
+}
+
+TEST_CASE("watcher: started before pcscd it connects once pcscd runs") {
+    PcscRigOptions options;
+    options.start = false;
+    PcscRig rig(options);
+    EventLog log;
+    Watcher watcher([&](const Event& e) { log.add(e); }, fast());
+    // Nothing to see yet, and nothing invented.
+    CHECK_FALSE(eventually([&] { return watcher.service_available(); }, 300ms));
+    CHECK(watcher.readers().empty());
+    CHECK(log.all().empty());
+
+    rig.start_pcscd();
+    REQUIRE(log.wait(EventKind::reader_added, rig.reader(0)));
+    REQUIRE(log.wait(EventKind::reader_added, rig.reader(1)));
+    CHECK(watcher.service_available());
+}
+
+TEST_CASE("watcher: pcscd without readers then restarted with one") {
+    PcscRigOptions options;
+    options.with_reader = false;
+    PcscRig rig(options);
+    EventLog log;
+    Watcher watcher([&](const Event& e) { log.add(e); }, fast());
+    // SCARD_E_NO_READERS_AVAILABLE is a state, not an error: the service is there.
+    REQUIRE(eventually([&] { return watcher.service_available(); }));
+    CHECK(watcher.readers().empty());
+    CHECK(log.all().empty());
+
+    rig.stop_pcscd();
+    rig.configure_reader(true);
+    rig.start_pcscd();
+    rig.insert(0, "LATE");
+    REQUIRE(log.wait(EventKind::reader_added, rig.reader(0)));
+    auto inserted = log.wait(EventKind::card_inserted, rig.reader(0));
+    REQUIRE(inserted);
+    CHECK(inserted->atr == PcscRig::atr_for_serial("LATE"));
+}
+
+TEST_CASE("watcher: a throwing listener does not stop the watching") {
+    PcscRig rig;
+    EventLog log;
+    Watcher watcher(
+        [&](const Event& e) {
+            log.add(e);
+            throw std::runtime_error("listener bug");
+        },
+        fast());
+    REQUIRE(log.wait(EventKind::reader_added, rig.reader(1)));
+    rig.insert(0, "AFTER-THROW");
+    CHECK(log.wait(EventKind::card_inserted, rig.reader(0)));
+    CHECK(state_of(watcher, rig.reader(0))->present);
+}
+
+TEST_CASE("watcher: the destructor returns promptly while blocked in SCardGetStatusChange") {
+    PcscRig rig;
+    EventLog log;
+    WatcherOptions options = fast();
+    // Without SCardCancel the destructor would wait for this timeout.
+    options.rescan_interval = 60s;
+    auto watcher = std::make_unique<Watcher>([&](const Event& e) { log.add(e); }, options);
+    REQUIRE(log.wait(EventKind::reader_added, rig.reader(1)));
+    // Setup, not an assertion: give the thread time to enter its wait.
+    std::this_thread::sleep_for(300ms);
+    const auto start = std::chrono::steady_clock::now();
+    watcher.reset();
+    const auto took = std::chrono::steady_clock::now() - start;
+    CHECK(took < 3s);
+    // No event after destruction.
+    const auto events = log.all().size();
+    rig.insert(0, "NOBODY-WATCHING");
+    REQUIRE(rig.wait_card(0, true, patience));
+    CHECK(log.all().size() == events);
+}
+
+TEST_CASE("watcher: the destructor returns promptly while pcscd is unreachable") {
+    PcscRigOptions rig_options;
+    rig_options.start = false;
+    PcscRig rig(rig_options);  // sets the socket path; nothing listens on it
+    WatcherOptions options;
+    options.backoff_initial = 60s;
+    options.backoff_max = 60s;
+    auto watcher = std::make_unique<Watcher>(nullptr, options);
+    std::this_thread::sleep_for(200ms);  // setup: into its backoff wait
+    CHECK_FALSE(watcher->service_available());
+    const auto start = std::chrono::steady_clock::now();
+    watcher.reset();
+    CHECK(std::chrono::steady_clock::now() - start < 3s);
+}

@@ -59,6 +59,7 @@ bool same_token(const CK_TOKEN_INFO& a, const CK_TOKEN_INFO& b) {
 // What a slot holds right now, read through the function list (cheap, touches no session).
 struct SlotView {
     CK_SLOT_ID id = 0;
+    CK_SLOT_INFO slot{};
     std::optional<CK_TOKEN_INFO> token;  // an initialised token
 };
 
@@ -73,10 +74,9 @@ std::vector<SlotView> read_slots(Module& module) {
     ids.resize(std::min<size_t>(count, ids.size()));
     std::vector<SlotView> views;
     for (CK_SLOT_ID id : ids) {
-        SlotView view{id, std::nullopt};
-        CK_SLOT_INFO slot{};
+        SlotView view{id, {}, std::nullopt};
         CK_TOKEN_INFO token{};
-        if (f->C_GetSlotInfo(id, &slot) == CKR_OK && (slot.flags & CKF_TOKEN_PRESENT) &&
+        if (f->C_GetSlotInfo(id, &view.slot) == CKR_OK && (view.slot.flags & CKF_TOKEN_PRESENT) &&
             f->C_GetTokenInfo(id, &token) == CKR_OK && token_usable(token))
             view.token = token;
         views.push_back(view);
@@ -84,47 +84,53 @@ std::vector<SlotView> read_slots(Module& module) {
     return views;
 }
 
-// Brings one module's tokens up to date; the module lock is held exclusively by the caller.
-//
-// libp11's slot list is rebuilt only when what the slots hold has changed: a rebuild makes
-// new PKCS11_SLOTs with empty session pools, and the old list can be released (which closes
-// every session of its slots) only while no token of the module is logged in; until then it
-// is retired, not released (Module::retired).
-void refresh_module(ManagerState& state, const std::shared_ptr<Module>& module) {
+std::vector<std::shared_ptr<TokenState>> tokens_of(ManagerState& state, const Module& module) {
     std::vector<std::shared_ptr<TokenState>> mine;
     for (auto& t : state.snapshot())
-        if (t->module == module) mine.push_back(t);
-    auto live_in = [&mine](CK_SLOT_ID id) -> std::shared_ptr<TokenState> {
-        for (auto& t : mine)
-            if (t->slot_id == id && !t->gone) return t;
-        return nullptr;
-    };
-    const auto views = read_slots(*module);
+        if (t->module.get() == &module) mine.push_back(t);
+    return mine;
+}
 
-    const auto p11_slots = module->slots.slots();
-    bool changed = views.size() != p11_slots.size();
+std::shared_ptr<TokenState> live_in(const std::vector<std::shared_ptr<TokenState>>& mine,
+                                    CK_SLOT_ID id) {
+    for (auto& t : mine)
+        if (t->slot_id == id && !t->gone) return t;
+    return nullptr;
+}
+
+// Whether libp11's slot list no longer describes what the slots hold. Marks tokens that are
+// gone (removed, replaced, or taken out and put back) on the way. Caller holds module.lock.
+bool slots_changed(Module& module, const std::vector<std::shared_ptr<TokenState>>& mine,
+                   const std::vector<SlotView>& views) {
+    const auto p11_slots = module.slots.slots();
+    bool changed = p11_slots.empty() || views.size() != p11_slots.size();
     for (const auto& view : views) {
-        if (changed) break;
-        const auto p11 = std::ranges::find_if(
-            p11_slots, [&](PKCS11_SLOT& s) { return PKCS11_get_slotid_from_slot(&s) == view.id; });
-        auto live = live_in(view.id);
+        auto live = live_in(mine, view.id);
         if (live) {
             try {
                 live->ensure_present();
             } catch (const Error&) {
-                // Removed, replaced, or taken out and put back (its login session died).
+                live = nullptr;  // ensure_present marked it gone
             }
-            if (live->gone) live = nullptr;
         }
-        changed = p11 == p11_slots.end() || view.token.has_value() != (live != nullptr) ||
+        const auto p11 = std::ranges::find_if(
+            p11_slots, [&](PKCS11_SLOT& s) { return PKCS11_get_slotid_from_slot(&s) == view.id; });
+        changed = changed || p11 == p11_slots.end() ||
+                  view.token.has_value() != (live != nullptr) ||
                   (view.token && (!p11->token || !same_token(*view.token, live->info)));
     }
-    for (auto& t : mine) t->settle_if_gone();
-    if (!changed && !module->slots.slots().empty()) {
-        module->release_retired();
-        return;
-    }
+    return changed;
+}
 
+// Rebuilds libp11's slot list and the module's tokens; caller holds module.lock exclusively.
+//
+// A rebuild makes new PKCS11_SLOTs with empty session pools. The old list can be released
+// (which closes every session of its slots, logging them out) only while no token of the
+// module is logged in; until then it is retired (Module::retired), not released, so tokens
+// that stay put keep their login across other tokens coming and going.
+void rebuild_module(ManagerState& state, const std::shared_ptr<Module>& module,
+                    const std::vector<std::shared_ptr<TokenState>>& mine,
+                    const std::vector<SlotView>& views) {
     // libp11 frees every PKCS11_SLOT/TOKEN/KEY of a released list; drop our pointers first.
     for (auto& t : mine) {
         t->settle_if_gone();
@@ -140,7 +146,7 @@ void refresh_module(ManagerState& state, const std::shared_ptr<Module>& module) 
     for (PKCS11_SLOT& slot : module->slots.slots()) {
         const CK_SLOT_ID id = PKCS11_get_slotid_from_slot(&slot);
         const auto view = std::ranges::find_if(views, [id](auto& v) { return v.id == id; });
-        auto previous = live_in(id);
+        auto previous = live_in(mine, id);
         const bool usable = view != views.end() && view->token && slot.token;
         if (previous && usable && same_token(previous->info, *view->token)) {
             previous->slot = &slot;
@@ -154,7 +160,7 @@ void refresh_module(ManagerState& state, const std::shared_ptr<Module>& module) 
         if (!usable) continue;
         std::optional<std::string> reader;
         if (slot.removable && slot.description) reader = slot.description;
-        auto token = std::make_shared<TokenState>(module, id, *view->token, reader,
+        auto token = std::make_shared<TokenState>(module, id, view->slot, *view->token, reader,
                                                   pool_limit(state.options, *view->token),
                                                   state.options.max_wrong_pins_while_logged_in);
         token->slot = &slot;
@@ -172,34 +178,78 @@ void refresh_module(ManagerState& state, const std::shared_ptr<Module>& module) 
     for (auto& t : found) state.tokens.push_back(std::move(t));
 }
 
-void refresh_all(ManagerState& state) {
-    for (auto& module : state.modules) {
-        std::unique_lock lock(module->lock);
-        refresh_module(state, module);
+// Brings one module's tokens up to date. Looks under the shared lock first, so that asking
+// while signatures run (which hold it shared) does not stall them when nothing changed.
+void refresh_module(ManagerState& state, const std::shared_ptr<Module>& module) {
+    {
+        std::shared_lock lock(module->lock);
+        const auto mine = tokens_of(state, *module);
+        const bool changed = slots_changed(*module, mine, read_slots(*module));
+        for (auto& t : mine) t->settle_if_gone();
+        if (!changed && (module->retired.empty() || module->logged_in_tokens > 0)) return;
     }
+    std::unique_lock lock(module->lock);
+    const auto mine = tokens_of(state, *module);
+    const auto views = read_slots(*module);
+    if (slots_changed(*module, mine, views))
+        rebuild_module(state, module, mine, views);
+    else
+        module->release_retired();
 }
 
-std::optional<Pkcs11Uri> parse_or(std::string_view text) {
-    return Pkcs11Uri::parse(text);
+void refresh_all(ManagerState& state) {
+    for (auto& module : state.modules) refresh_module(state, module);
 }
 
-// The one token `text` names. Gone tokens answer TokenNotPresent, unknown or ambiguous
-// URIs TokenNotFound.
+// Removable slots (readers) without a token, as (module, slot id, slot info).
+struct EmptySlot {
+    std::shared_ptr<Module> module;
+    CK_SLOT_ID id;
+    CK_SLOT_INFO info;
+};
+
+std::vector<EmptySlot> empty_readers(ManagerState& state) {
+    std::vector<EmptySlot> out;
+    const auto tokens = state.snapshot();
+    for (auto& module : state.modules) {
+        std::shared_lock lock(module->lock);
+        for (PKCS11_SLOT& slot : module->slots.slots()) {
+            const CK_SLOT_ID id = PKCS11_get_slotid_from_slot(&slot);
+            const bool known = std::ranges::any_of(
+                tokens, [&](auto& t) { return t->module == module && t->slot_id == id; });
+            CK_SLOT_INFO info{};
+            if (known || !slot.removable || module->functions->C_GetSlotInfo(id, &info) != CKR_OK)
+                continue;
+            if (!(info.flags & CKF_TOKEN_PRESENT)) out.push_back({module, id, info});
+        }
+    }
+    return out;
+}
+
+// The one token `text` names. Gone tokens and empty readers answer TokenNotPresent, unknown
+// or ambiguous URIs TokenNotFound.
 std::shared_ptr<TokenState> resolve_token(ManagerState& state, std::string_view text) {
-    const auto uri = parse_or(text);
+    const auto uri = Pkcs11Uri::parse(text);
     if (!uri) throw Error::token_not_found(text);
     for (int attempt = 0; attempt < 2; ++attempt) {
         std::vector<std::shared_ptr<TokenState>> live, gone;
         for (auto& t : state.snapshot()) {
-            if (!uri->matches_module(t->module->info) || !uri->matches_token(t->info)) continue;
+            if (!uri->matches_module(t->module->info) ||
+                !uri->matches_slot(t->slot_info, t->slot_id) || !uri->matches_token(t->info))
+                continue;
             (t->gone ? gone : live).push_back(t);
         }
         if (live.size() == 1) return live.front();
         if (live.size() > 1) throw Error::token_not_found(text);
         if (!gone.empty() && attempt == 1) throw Error::token_not_present(text);
         // Not known (yet): a token may have been inserted since the last enumeration.
-        refresh_all(state);
+        if (attempt == 0) refresh_all(state);
     }
+    const CK_TOKEN_INFO blank = blank_token_info();
+    for (const auto& slot : empty_readers(state))
+        if (uri->matches_module(slot.module->info) && uri->matches_slot(slot.info, slot.id) &&
+            uri->matches_token(blank))
+            throw Error::token_not_present(text);
     throw Error::token_not_found(text);
 }
 
@@ -208,7 +258,13 @@ std::shared_ptr<TokenState> resolve_token(ManagerState& state, std::string_view 
 TokenManager::TokenManager(std::vector<ModuleConfig> modules, TokenManagerOptions options)
     : state_(std::make_unique<detail::ManagerState>()) {
     state_->options = options;
-    for (const auto& config : modules) state_->modules.push_back(std::make_shared<Module>(config));
+    for (const auto& config : modules) {
+        // A second load of one library would share (and at unload finalise) the first one.
+        for (const auto& m : state_->modules)
+            if (m->path == config.path || m->name == config.name)
+                throw Error::internal("PKCS#11 module configured twice: " + config.path);
+        state_->modules.push_back(std::make_shared<Module>(config));
+    }
     refresh_all(*state_);
 }
 
@@ -234,6 +290,14 @@ std::vector<TokenInfo> TokenManager::list_tokens() {
         info.reader = t->reader;
         info.logged_in = info.present && t->logged_in();
         info.module = t->module->name;
+        out.push_back(std::move(info));
+    }
+    for (const auto& slot : empty_readers(*state_)) {
+        TokenInfo info;
+        info.uri = format_slot_uri(slot.info, slot.id);
+        info.present = false;
+        info.reader = trimmed(slot.info.slotDescription, sizeof slot.info.slotDescription);
+        info.module = slot.module->name;
         out.push_back(std::move(info));
     }
     return out;

@@ -20,10 +20,12 @@ void Module::release_retired() noexcept {
 }
 
 TokenState::TokenState(std::shared_ptr<Module> module_, CK_SLOT_ID slot_id_,
-                       const CK_TOKEN_INFO& info_, std::optional<std::string> reader_,
-                       unsigned pool_limit, unsigned max_wrong_pins_)
+                       const CK_SLOT_INFO& slot_info_, const CK_TOKEN_INFO& info_,
+                       std::optional<std::string> reader_, unsigned pool_limit,
+                       unsigned max_wrong_pins_)
     : module(std::move(module_)),
       slot_id(slot_id_),
+      slot_info(slot_info_),
       info(info_),
       uri(format_token_uri(info_)),
       reader(std::move(reader_)),

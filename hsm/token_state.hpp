@@ -57,11 +57,13 @@ struct PrivateKey {
 };
 
 struct TokenState {
-    TokenState(std::shared_ptr<Module> module, CK_SLOT_ID slot_id, const CK_TOKEN_INFO& info,
-               std::optional<std::string> reader, unsigned pool_limit, unsigned max_wrong_pins);
+    TokenState(std::shared_ptr<Module> module, CK_SLOT_ID slot_id, const CK_SLOT_INFO& slot_info,
+               const CK_TOKEN_INFO& info, std::optional<std::string> reader, unsigned pool_limit,
+               unsigned max_wrong_pins);
 
     const std::shared_ptr<Module> module;
     const CK_SLOT_ID slot_id;
+    const CK_SLOT_INFO slot_info;
     const CK_TOKEN_INFO info;  // as read when the token was found
     const std::string uri;
     const std::optional<std::string> reader;

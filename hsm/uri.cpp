@@ -70,6 +70,12 @@ bool Pkcs11Uri::matches_token(const CK_TOKEN_INFO& info) const {
     return p11_kit_uri_match_token_info(uri_, &info) == 1;
 }
 
+bool Pkcs11Uri::matches_slot(const CK_SLOT_INFO& info, CK_SLOT_ID id) const {
+    const CK_SLOT_ID wanted = p11_kit_uri_get_slot_id(uri_);
+    return p11_kit_uri_match_slot_info(uri_, &info) == 1 &&
+           (wanted == static_cast<CK_SLOT_ID>(-1) || wanted == id);
+}
+
 bool Pkcs11Uri::matches_private_key(std::span<const unsigned char> id,
                                     std::string_view label) const {
     CK_OBJECT_CLASS klass = CKO_PRIVATE_KEY;
@@ -91,6 +97,23 @@ std::string format_token_uri(const CK_TOKEN_INFO& token) {
     Pkcs11Uri uri;
     set_token(uri.raw(), token);
     return format(uri.raw(), P11_KIT_URI_FOR_TOKEN);
+}
+
+std::string format_slot_uri(const CK_SLOT_INFO& slot, CK_SLOT_ID id) {
+    Pkcs11Uri uri;
+    std::memcpy(p11_kit_uri_get_slot_info(uri.raw()), &slot, sizeof slot);
+    p11_kit_uri_set_slot_id(uri.raw(), id);
+    return format(uri.raw(), P11_KIT_URI_FOR_SLOT);
+}
+
+CK_TOKEN_INFO blank_token_info() {
+    CK_TOKEN_INFO info;
+    std::memset(&info, 0, sizeof info);
+    std::memset(info.label, ' ', sizeof info.label);
+    std::memset(info.manufacturerID, ' ', sizeof info.manufacturerID);
+    std::memset(info.model, ' ', sizeof info.model);
+    std::memset(info.serialNumber, ' ', sizeof info.serialNumber);
+    return info;
 }
 
 std::string format_key_uri(const CK_TOKEN_INFO& token, std::span<const unsigned char> id,

@@ -27,6 +27,8 @@ class Pkcs11Uri {
 
     bool matches_module(const CK_INFO& info) const;
     bool matches_token(const CK_TOKEN_INFO& info) const;
+    // slot-description, slot-manufacturer and slot-id, where the URI names them.
+    bool matches_slot(const CK_SLOT_INFO& info, CK_SLOT_ID id) const;
     // A private key with this CKA_ID and CKA_LABEL (empty label = no label).
     bool matches_private_key(std::span<const unsigned char> id, std::string_view label) const;
     // True when the URI names any object attribute (id, object or type).
@@ -41,6 +43,10 @@ class Pkcs11Uri {
 
 // pkcs11:model=..;manufacturer=..;serial=..;token=..
 std::string format_token_uri(const CK_TOKEN_INFO& token);
+// pkcs11:slot-description=..;slot-manufacturer=..;slot-id=.. (a reader without a token)
+std::string format_slot_uri(const CK_SLOT_INFO& slot, CK_SLOT_ID id);
+// A CK_TOKEN_INFO whose text fields are blank: what an empty slot "holds".
+CK_TOKEN_INFO blank_token_info();
 // The token URI plus ;id=..;object=..;type=private
 std::string format_key_uri(const CK_TOKEN_INFO& token, std::span<const unsigned char> id,
                            std::string_view label);

@@ -11,8 +11,8 @@
 
 #include "hsm/token_manager.hpp"
 #include "hsm/uri.hpp"
-#include "tests/support/catch.hpp"
 #include "tests/hsm/support.hpp"
+#include "tests/support/catch.hpp"
 
 using namespace hbsd;
 using namespace hbsd::hsm;
@@ -341,6 +341,62 @@ TEST_CASE("tokens coming and going leave the logins of other tokens working (fau
     Login other = tm.login("pkcs11:token=second", "5678");
     CHECK(verify("extra-p384", Mechanism::ecdsa_sha256, digest,
                  tm.sign(other, second_key, Mechanism::ecdsa_sha256, digest)));
+}
+
+TEST_CASE("readers - a removable slot names its reader and an empty one is listed (fault module)",
+          "[hsm]") {
+    SoftHsmToken token;
+    {
+        // SoftHSM2 marks its slots removable on request; they then stand in for PC/SC readers.
+        const auto conf = token.dir() / "softhsm2.conf";
+        std::ifstream in(conf);
+        std::stringstream text;
+        text << in.rdbuf();
+        std::string s = text.str();
+        s.replace(s.find("slots.removable = false"), 23, "slots.removable = true");
+        std::ofstream(conf) << s;
+    }
+    // The free slot's uninitialised token (label blank) plays a reader without a card.
+    token.set_faults("token_absent=");
+    TokenManager tm({token.fault_module()});
+    const auto tokens = tm.list_tokens();
+    REQUIRE(tokens.size() == 2);
+    const auto card = std::ranges::find_if(tokens, [](auto& t) { return t.present; });
+    const auto empty = std::ranges::find_if(tokens, [](auto& t) { return !t.present; });
+    REQUIRE(card != tokens.end());
+    REQUIRE(empty != tokens.end());
+    REQUIRE(card->reader.has_value());
+    CHECK(card->reader->rfind("SoftHSM slot ID 0x", 0) == 0);
+    CHECK(card->label == "hbsd-test");
+    REQUIRE(empty->reader.has_value());
+    CHECK(empty->label.empty());
+    CHECK(empty->uri.find("slot-id=") != std::string::npos);
+    CHECK(empty->uri.find("token=") == std::string::npos);
+
+    auto e = error_of([&] { tm.login(empty->uri, "1234"); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::TokenNotPresent);
+    // A slot URI names the token in that slot.
+    const unsigned long id = std::stoul(card->reader->substr(18), nullptr, 16);
+    Login login = tm.login("pkcs11:slot-id=" + std::to_string(id), "1234");
+    CHECK(login.token_uri() == card->uri);
+    e = error_of([&] { tm.login("pkcs11:slot-id=" + std::to_string(id + 1), "1234"); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::TokenNotFound);
+}
+
+TEST_CASE("a module configured twice is refused", "[hsm]") {
+    SoftHsmToken token;
+    auto e = error_of([&] {
+        TokenManager tm({SoftHsmToken::softhsm(), {"again", SoftHsmToken::softhsm().path}});
+    });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::Internal);
+    e = error_of([&] {
+        TokenManager tm(std::vector<ModuleConfig>{{"nothing", "/nonexistent/module.so"}});
+    });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::Internal);
 }
 
 TEST_CASE("device errors while signing map to the contract's errors (fault module)", "[hsm]") {

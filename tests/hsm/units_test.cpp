@@ -88,6 +88,24 @@ TEST_CASE("token and key URIs are formatted by p11-kit and match what they name"
     CHECK_FALSE(token_only->names_object());
 }
 
+TEST_CASE("slot URIs name a reader by description and slot id") {
+    CK_SLOT_INFO slot;
+    std::memset(&slot, ' ', sizeof slot);
+    std::memcpy(slot.slotDescription, "Reader 0", 8);
+    std::memcpy(slot.manufacturerID, "Acme", 4);
+    const std::string uri = format_slot_uri(slot, 5);
+    CHECK(uri == "pkcs11:slot-description=Reader%200;slot-manufacturer=Acme;slot-id=5");
+    auto parsed = Pkcs11Uri::parse(uri);
+    REQUIRE(parsed.has_value());
+    CHECK(parsed->matches_slot(slot, 5));
+    CHECK_FALSE(parsed->matches_slot(slot, 6));
+    CHECK(parsed->matches_token(blank_token_info()));
+    auto any = Pkcs11Uri::parse("pkcs11:token=x");
+    REQUIRE(any.has_value());
+    CHECK(any->matches_slot(slot, 6));
+    CHECK_FALSE(any->matches_token(blank_token_info()));
+}
+
 TEST_CASE("URIs p11-kit refuses or with attributes it does not know are not URIs") {
     CHECK_FALSE(Pkcs11Uri::parse("").has_value());
     CHECK_FALSE(Pkcs11Uri::parse("token=x").has_value());

@@ -50,7 +50,9 @@ void Connection::on_read(const boost::system::error_code& ec, std::size_t n) {
         close_when_flushed();
         return;
     }
-    arm_idle();
+    // Only a complete frame counts as activity: a peer trickling one byte at a time must not
+    // hold a connection (and up to max_frame_bytes of memory) open for ever.
+    if (decoder_.has_frame()) arm_idle();
     process();
 }
 

@@ -23,7 +23,98 @@ bool opt_bool(const json::object& o, std::string_view key) {
     return v->get_bool();
 }
 
+// Length of the valid UTF-8 sequence at the start of `s`, 0 if it is not one.
+std::size_t utf8_sequence(std::string_view s) noexcept {
+    const auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+    const unsigned char c = b(0);
+    if (c < 0x80) return 1;
+    std::size_t n;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0) lo = 0xA0;        // overlong
+        else if (c == 0xED) hi = 0x9F;   // surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0) lo = 0x90;        // overlong
+        else if (c == 0xF4) hi = 0x8F;   // above U+10FFFF
+    } else {
+        return 0;
+    }
+    if (s.size() < n) return 0;
+    if (b(1) < lo || b(1) > hi) return 0;
+    for (std::size_t i = 2; i < n; ++i)
+        if (b(i) < 0x80 || b(i) > 0xBF) return 0;
+    return n;
+}
+
+// Repairs, in place, every string and key of `v` that is not valid UTF-8. Nothing is copied
+// when everything is valid (the common case).
+void repair_value(json::value& v) {
+    if (auto* str = v.if_string()) {
+        if (!is_valid_utf8(*str)) *str = repair_utf8(*str);
+    } else if (auto* arr = v.if_array()) {
+        for (auto& e : *arr) repair_value(e);
+    } else if (auto* obj = v.if_object()) {
+        bool bad_key = false;
+        for (auto& kv : *obj) {
+            repair_value(kv.value());
+            bad_key = bad_key || !is_valid_utf8(kv.key());
+        }
+        if (bad_key) {
+            json::object fixed;
+            for (auto& kv : *obj) fixed[repair_utf8(kv.key())] = std::move(kv.value());
+            *obj = std::move(fixed);
+        }
+    }
+}
+
+bool needs_repair(const json::value& v) {
+    if (const auto* str = v.if_string()) return !is_valid_utf8(*str);
+    if (const auto* arr = v.if_array()) {
+        for (const auto& e : *arr)
+            if (needs_repair(e)) return true;
+        return false;
+    }
+    if (const auto* obj = v.if_object()) {
+        for (const auto& kv : *obj)
+            if (!is_valid_utf8(kv.key()) || needs_repair(kv.value())) return true;
+    }
+    return false;
+}
+
+std::string serialize_utf8(json::value v) {
+    if (needs_repair(v)) repair_value(v);
+    return json::serialize(v);
+}
+
 }  // namespace
+
+bool is_valid_utf8(std::string_view s) noexcept {
+    while (!s.empty()) {
+        const auto n = utf8_sequence(s);
+        if (n == 0) return false;
+        s.remove_prefix(n);
+    }
+    return true;
+}
+
+std::string repair_utf8(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    while (!s.empty()) {
+        const auto n = utf8_sequence(s);
+        if (n == 0) {
+            out += "\xEF\xBF\xBD";
+            s.remove_prefix(1);
+        } else {
+            out.append(s.substr(0, n));
+            s.remove_prefix(n);
+        }
+    }
+    return out;
+}
 
 std::pair<std::string_view, std::string_view> split_method(std::string_view q) noexcept {
     const auto dot = q.rfind('.');
@@ -62,12 +153,12 @@ std::string encode_call(const Call& call) {
 std::string encode_reply(const json::object& parameters, bool continues) {
     json::object o{{"parameters", parameters}};
     if (continues) o["continues"] = true;
-    return json::serialize(o);
+    return serialize_utf8(std::move(o));
 }
 
 std::string encode_error(const Error& error) {
     json::object o{{"error", error_name(error.code())}, {"parameters", error.parameters()}};
-    return json::serialize(o);
+    return serialize_utf8(std::move(o));
 }
 
 Reply decode_reply(std::string_view text) {

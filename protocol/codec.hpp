@@ -33,8 +33,16 @@ struct Reply {
 Call decode_call(std::string_view frame_text);
 std::string encode_call(const Call& call);
 
+// Replies are always valid UTF-8 JSON: any string (or key) that is not valid UTF-8 - e.g. a
+// parser message that cut a character in half - has each bad sequence replaced by U+FFFD, so a
+// strict client can always read what the daemon sends.
 std::string encode_reply(const boost::json::object& parameters, bool continues = false);
 std::string encode_error(const Error& error);
+
+// RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF.
+bool is_valid_utf8(std::string_view s) noexcept;
+// `s` with every invalid sequence replaced by U+FFFD.
+std::string repair_utf8(std::string_view s);
 // Throws std::runtime_error when the text is not a well-formed reply.
 Reply decode_reply(std::string_view frame_text);
 // The hbsd::Error an error reply stands for. A name the contract does not know becomes

@@ -291,3 +291,22 @@ TEST_CASE("service: hbsd --check-config") {
     CHECK(r2.err.find("/none") != std::string::npos);
     fs::remove_all(tmpl);
 }
+
+TEST_CASE("service: a peer trickling an endless frame is closed at the idle timeout") {
+    Daemon d(DaemonOptions().limit("idle_timeout_s", 1));
+    auto c = d.client();
+    c.send_raw("{\"method\":\"org.varlink.service.GetInfo\",\"parameters\":{\"x\":\"");
+    bool closed = false;
+    const auto start = std::chrono::steady_clock::now();
+    try {
+        for (int i = 0; i < 40; ++i) {  // one byte every 100 ms for up to 4 s
+            c.send_raw("x");
+            std::this_thread::sleep_for(100ms);
+        }
+    } catch (const protocol::ConnectionError&) {
+        closed = true;
+    }
+    if (!closed) closed = closed_by_peer(c);
+    CHECK(closed);
+    CHECK(std::chrono::steady_clock::now() - start < 4s);
+}

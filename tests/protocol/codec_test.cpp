@@ -127,3 +127,32 @@ TEST_CASE("params: each wrong field is named") {
     CHECK(invalid_parameter_of([&] { Params(o).enumeration("role", {"principal"}); }) == "role");
     CHECK(invalid_parameter_of([&] { Params(o).array("s"); }) == "s");
 }
+
+TEST_CASE("codec: UTF-8 validation follows RFC 3629") {
+    CHECK(is_valid_utf8(""));
+    CHECK(is_valid_utf8("Học bạ số"));
+    CHECK(is_valid_utf8("\xF0\x9F\x98\x80"));           // U+1F600
+    CHECK_FALSE(is_valid_utf8("v\xC3"));                 // cut in half
+    CHECK_FALSE(is_valid_utf8("\xC0\xAF"));              // overlong '/'
+    CHECK_FALSE(is_valid_utf8("\xE0\x80\xAF"));          // overlong
+    CHECK_FALSE(is_valid_utf8("\xED\xA0\x80"));          // surrogate
+    CHECK_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));      // above U+10FFFF
+    CHECK_FALSE(is_valid_utf8("\xFF"));
+    CHECK(repair_utf8("ho\xC3 x") == "ho\xEF\xBF\xBD x");
+    CHECK(repair_utf8("ok") == "ok");
+}
+
+TEST_CASE("codec: replies are valid UTF-8 even when an error text is not") {
+    // A parser message that cut "á" (C3 A1) in half, as libxml2 does near the end of a line.
+    const auto e = Error::invalid_document("Comment not terminated: ho\xC3", 13);
+    const std::string text = encode_error(e);
+    CHECK(is_valid_utf8(text));
+    auto r = decode_reply(text);
+    CHECK(r.parameters.at("reason").as_string() == "Comment not terminated: ho\xEF\xBF\xBD");
+    CHECK(r.parameters.at("line").as_int64() == 13);
+
+    json::object bad_key;
+    bad_key["k\xFF"] = "v\xC3";
+    auto r2 = decode_reply(encode_reply(bad_key));
+    CHECK(r2.parameters.at("k\xEF\xBF\xBD").as_string() == "v\xEF\xBF\xBD");
+}

@@ -1,6 +1,7 @@
 // Safe parsing and the profile's structure: what is refused before any signature is looked at.
 #include <libxml/parser.h>
 #include <libxml/parserInternals.h>
+#include <xmlsec/parser.h>
 
 #include <chrono>
 
@@ -258,4 +259,9 @@ TEST_CASE("the parser options never include entity substitution, DTD loading, XI
     CHECK((o & XML_PARSE_XINCLUDE) == 0);
     CHECK((o & XML_PARSE_HUGE) == 0);
     CHECK((o & XML_PARSE_NONET) != 0);
+    // xmlsec's own default (NONET|NODICT|HUGE) is replaced at initialisation, in case any
+    // xmlsec path ever parsed something.
+    (void)dsig::Document::parse(fixture());
+    CHECK((xmlSecParserGetDefaultOptions() & XML_PARSE_HUGE) == 0);
+    CHECK((xmlSecParserGetDefaultOptions() & XML_PARSE_NOENT) == 0);
 }

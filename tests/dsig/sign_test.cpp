@@ -66,3 +66,35 @@ TEST_CASE("documents on different threads sign and verify independently") {
     for (auto& th : threads) th.join();
     for (const auto& r : results) CHECK(r.empty());
 }
+
+TEST_CASE("one Document through all stages: its own report agrees with a fresh parse") {
+    // The same Document checks, signs, checks again (memoised canonical forms live across
+    // add_signature calls); a fresh parse recomputes everything.
+    auto doc = dsig::Document::parse(with_second_year(fully_signed()));
+    CHECK(doc.report().verdict() == dsig::Report::Verdict::incomplete);
+    for (const auto& s : kSubjects) {
+        policies::check_order(doc, Stage::subject_teacher, kYear2, s);
+        doc.add_signature(Stage::subject_teacher, kYear2, s,
+                          stage_signer(Stage::subject_teacher, s), fixed_time());
+    }
+    for (Stage st : {Stage::homeroom_teacher, Stage::principal, Stage::school}) {
+        policies::check_order(doc, st, kYear2, std::nullopt);
+        (void)doc.report();  // verify everything between the stages too
+        doc.add_signature(st, kYear2, std::nullopt, stage_signer(st), fixed_time());
+    }
+    const dsig::Report& mine = doc.report();
+    auto fresh = dsig::Document::parse(doc.serialize());
+    const dsig::Report& theirs = fresh.report();
+    REQUIRE(mine.signatures.size() == 30);
+    REQUIRE(theirs.signatures.size() == 30);
+    for (std::size_t i = 0; i < 30; ++i) {
+        INFO(theirs.signatures[i].id);
+        CHECK(mine.signatures[i].id == theirs.signatures[i].id);
+        CHECK(theirs.signatures[i].valid);
+        CHECK(theirs.signatures[i].in_order);
+        CHECK(mine.signatures[i].valid);
+        CHECK(mine.signatures[i].signature_value_sha256 ==
+              theirs.signatures[i].signature_value_sha256);
+    }
+    CHECK(theirs.verdict() == dsig::Report::Verdict::valid);
+}

@@ -3,6 +3,8 @@
 // discovery) with its own pcscd, socket and vpcd ports, so they may run in parallel.
 #include "hsm/pcsc/watcher.hpp"
 
+#include <signal.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
@@ -290,6 +292,26 @@ TEST_CASE("watcher: pcscd restarted - readers and card go and come back") {
     // And it keeps watching: a removal after the restart is seen.
     rig.remove(0);
     CHECK(log.wait(EventKind::card_removed, reader, 2));
+}
+
+TEST_CASE("watcher: pcscd crashed (SIGKILL) and started again") {
+    PcscRig rig;
+    rig.insert(1, "CRASH-PROOF");
+    EventLog log;
+    Watcher watcher([&](const Event& e) { log.add(e); }, fast());
+    const std::string reader = rig.reader(1);
+    REQUIRE(log.wait(EventKind::card_inserted, reader));
+
+    rig.stop_pcscd(SIGKILL);
+    REQUIRE(log.wait(EventKind::card_removed, reader));
+    REQUIRE(log.wait(EventKind::reader_removed, reader));
+    CHECK(eventually([&] { return !watcher.service_available(); }));
+
+    rig.start_pcscd();
+    auto card_back = log.wait(EventKind::card_inserted, reader, 2);
+    REQUIRE(card_back);
+    CHECK(card_back->atr == PcscRig::atr_for_serial("CRASH-PROOF"));
+    CHECK(watcher.service_available());
 }
 
 TEST_CASE("watcher: started before pcscd it connects once pcscd runs") {

@@ -294,7 +294,8 @@ void PcscRig::wait_ready() {
     fail("pcscd not ready (" + last + "); its log:\n" + pcscd_log());
 }
 
-void PcscRig::stop_pcscd() {
+void PcscRig::stop_pcscd(int signal) {
+    if (pcscd_ > 0 && signal != SIGTERM) ::kill(pcscd_, signal);
     terminate(pcscd_, 5000ms);
     pcscd_ = -1;
 }

@@ -14,6 +14,7 @@
 // Test support: failures throw std::runtime_error with pcscd's log attached.
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <array>
@@ -59,8 +60,9 @@ class PcscRig {
 
     // Starts pcscd and waits until it answers and lists the configured readers.
     void start_pcscd();
-    // SIGTERM, then waits for it to exit: every reader disappears with it.
-    void stop_pcscd();
+    // Sends `signal` (SIGTERM: a clean stop; SIGKILL: a crash) and waits for pcscd to exit:
+    // every reader disappears with it.
+    void stop_pcscd(int signal = SIGTERM);
     bool pcscd_running() const { return pcscd_ > 0; }
     // Everything pcscd printed so far (all its runs).
     std::string pcscd_log() const;

@@ -152,16 +152,20 @@ std::optional<std::string> check_qualifying_properties(xmlNodePtr object, const 
         fail("SigningCertificateV2 must hold exactly one Cert");
     } else {
         xmlNodePtr certn = k[0];
+        if (!only_attributes(certn, {})) fail("unexpected attribute on Cert");
         if (!children(certn, 2, k) || !is(k[0], kXadesNs, "CertDigest") ||
             (k[1] != nullptr && !is(k[1], kXadesNs, "IssuerSerialV2"))) {
             fail("Cert must hold CertDigest and optionally IssuerSerialV2");
         } else {
             xmlNodePtr cd = k[0];
+            if (!only_attributes(cd, {}) || (k[1] != nullptr && !only_attributes(k[1], {})))
+                fail("unexpected attribute in Cert");
             if (!children(cd, 2, k) || !is(k[0], kDsNs, "DigestMethod") ||
                 !is(k[1], kDsNs, "DigestValue") || first_element(k[0]) != nullptr ||
                 !has_text_only(k[1])) {
                 fail("CertDigest must hold ds:DigestMethod and ds:DigestValue");
-            } else if (attr(k[0], "Algorithm") != kSha256) {
+            } else if (attr(k[0], "Algorithm") != kSha256 ||
+                       !only_attributes(k[0], {"Algorithm"}) || !only_attributes(k[1], {})) {
                 fail("CertDigest must use SHA-256");
             } else if (cert != nullptr) {
                 auto d = unbase64(text(k[1]));
@@ -176,7 +180,7 @@ std::optional<std::string> check_qualifying_properties(xmlNodePtr object, const 
     xmlNodePtr claimed = first_element(roles);
     if (!is(roles, kXadesNs, "ClaimedRoles") || next_element(roles) != nullptr ||
         !is(claimed, kXadesNs, "ClaimedRole") || next_element(claimed) != nullptr ||
-        !has_text_only(claimed)) {
+        !has_text_only(claimed) || !only_attributes(roles, {}) || !only_attributes(claimed, {})) {
         fail("SignerRoleV2 must hold exactly one ClaimedRoles/ClaimedRole");
     } else if (text(claimed) != to_string(stage)) {
         fail("ClaimedRole \"" + text(claimed) + "\" does not match the place (" +

@@ -170,6 +170,16 @@ TEST_CASE("tampered SignedProperties: SigningTime, ClaimedRole, Target") {
         CHECK(has_problem(s, "QualifyingProperties/@Target"));
     }
     {
+        // An attribute the profile does not know, even an unsigned one.
+        auto doc = dsig::Document::parse(with("<ds:Object>", "<ds:Object Id=\"extra\">"));
+        const auto& s = find_sig(doc.report(), toan);
+        CHECK_FALSE(s.valid);
+        CHECK(has_problem(s, "ds:Object carries attributes"));
+        auto doc2 =
+            dsig::Document::parse(with("<xades:ClaimedRole>", "<xades:ClaimedRole a=\"b\">"));
+        CHECK_FALSE(find_sig(doc2.report(), toan).valid);
+    }
+    {
         // SigningCertificateV2 pointing at another certificate than KeyInfo's.
         auto doc = dsig::Document::parse(
             with("<ds:DigestValue>", "<ds:DigestValue>AAAA"));  // first DigestValue: MH ref

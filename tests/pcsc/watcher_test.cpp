@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -240,6 +241,82 @@ TEST_CASE("watcher: two cards in two readers are told apart") {
     REQUIRE(log.wait(EventKind::card_removed, rig.reader(1)));
     CHECK(state_of(watcher, rig.reader(0))->present);
     CHECK_FALSE(state_of(watcher, rig.reader(1))->present);
+}
+
+// Holds the watcher's thread inside the listener until opened; opens itself when destroyed,
+// so a failing REQUIRE cannot leave the Watcher's destructor waiting for a blocked listener
+// (declare it after the Watcher).
+class Gate {
+  public:
+    ~Gate() { open(); }
+    void open() {
+        std::lock_guard lock(mutex_);
+        open_ = true;
+        cv_.notify_all();
+    }
+    void pass() {
+        std::unique_lock lock(mutex_);
+        cv_.wait(lock, [&] { return open_; });
+    }
+
+  private:
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    bool open_ = false;
+};
+
+TEST_CASE("watcher: a card swapped while the listener was busy is reported as two events") {
+    PcscRig rig;
+    EventLog log;
+    std::atomic<Gate*> gate{nullptr};
+    Watcher watcher(
+        [&](const Event& e) {
+            log.add(e);
+            // Busy on the first insertion: the watcher is not waiting on pcscd meanwhile.
+            if (e.kind == EventKind::card_inserted) {
+                if (Gate* g = gate.exchange(nullptr)) g->pass();
+            }
+        },
+        fast());
+    Gate busy;
+    gate = &busy;
+    const std::string reader = rig.reader(0);
+    REQUIRE(log.wait(EventKind::reader_added, reader));
+
+    rig.insert(0, "FIRST");
+    REQUIRE(log.wait(EventKind::card_inserted, reader));
+    // The listener is stuck in the first event; swap the card under pcscd's eyes.
+    rig.remove(0);
+    REQUIRE(rig.wait_card(0, false, patience));
+    rig.insert(0, "SECOND");
+    REQUIRE(rig.wait_card(0, true, patience));
+    busy.open();
+
+    auto removed = log.wait(EventKind::card_removed, reader);
+    auto inserted = log.wait(EventKind::card_inserted, reader, 2);
+    REQUIRE(removed);
+    REQUIRE(inserted);
+    CHECK(removed->atr == PcscRig::atr_for_serial("FIRST"));
+    CHECK(inserted->atr == PcscRig::atr_for_serial("SECOND"));
+    CHECK(state_of(watcher, reader)->atr == PcscRig::atr_for_serial("SECOND"));
+
+    // The same card pulled and pushed back while the listener was busy: the ATR is unchanged,
+    // only pcsc-lite's event counter tells.
+    Gate busy_again;
+    gate = &busy_again;
+    rig.remove(0);
+    REQUIRE(log.wait(EventKind::card_removed, reader, 2));
+    rig.insert(0, "SAME");
+    REQUIRE(log.wait(EventKind::card_inserted, reader, 3));
+    rig.remove(0);
+    REQUIRE(rig.wait_card(0, false, patience));
+    rig.insert(0, "SAME");
+    REQUIRE(rig.wait_card(0, true, patience));
+    busy_again.open();
+    CHECK(log.wait(EventKind::card_removed, reader, 3));
+    auto same = log.wait(EventKind::card_inserted, reader, 4);
+    REQUIRE(same);
+    CHECK(same->atr == PcscRig::atr_for_serial("SAME"));
 }
 
 TEST_CASE("watcher: a card already inserted at start is reported after its reader") {

@@ -29,6 +29,11 @@ std::optional<Stage> stage_from_string(std::string_view name) noexcept;
 struct Limits {
     std::size_t max_bytes = 8u << 20;  // larger documents: DocumentTooLarge before parsing
     int max_depth = 64;                // element nesting, the root counts as 1
+    // Elements + comments + PIs + CDATA sections (text nodes are bounded by these). Every
+    // Reference's C14N walks every node, so the node count, not the byte count, bounds the
+    // work of a Verify: 8 MiB of "<!---->" would be a million nodes. A record of 12 fully
+    // signed years has about 12,000.
+    std::size_t max_nodes = 200000;
 };
 
 // The signer: its certificate and the private-key operation (hsm/ or, in tests, OpenSSL).

@@ -19,6 +19,8 @@ namespace {
 struct ParseState {
     int max_depth = 0;
     int depth = 0;
+    std::size_t max_nodes = 0;
+    std::size_t nodes = 0;
     std::optional<std::string> reason;  // our own refusal (DOCTYPE, depth), first one wins
     std::optional<long> line;
     std::string first_error;  // libxml2's first error message
@@ -45,6 +47,25 @@ void on_internal_subset(void* ctx, const xmlChar*, const xmlChar*, const xmlChar
     refuse(ctx, "DOCTYPE is not allowed");
 }
 
+bool count_node(void* ctx) {
+    ParseState* st = state_of(ctx);
+    if (++st->nodes <= st->max_nodes) return true;
+    refuse(ctx, "more than " + std::to_string(st->max_nodes) + " nodes");
+    return false;
+}
+
+void on_comment(void* ctx, const xmlChar* value) {
+    if (count_node(ctx)) xmlSAX2Comment(ctx, value);
+}
+
+void on_pi(void* ctx, const xmlChar* target, const xmlChar* data) {
+    if (count_node(ctx)) xmlSAX2ProcessingInstruction(ctx, target, data);
+}
+
+void on_cdata(void* ctx, const xmlChar* value, int len) {
+    if (count_node(ctx)) xmlSAX2CDataBlock(ctx, value, len);
+}
+
 void on_start_element(void* ctx, const xmlChar* localname, const xmlChar* prefix,
                       const xmlChar* URI, int nb_namespaces, const xmlChar** namespaces,
                       int nb_attributes, int nb_defaulted, const xmlChar** attributes) {
@@ -53,6 +74,7 @@ void on_start_element(void* ctx, const xmlChar* localname, const xmlChar* prefix
         refuse(ctx, "elements nested deeper than " + std::to_string(st->max_depth));
         return;
     }
+    if (!count_node(ctx)) return;
     xmlSAX2StartElementNs(ctx, localname, prefix, URI, nb_namespaces, namespaces, nb_attributes,
                           nb_defaulted, attributes);
 }
@@ -118,6 +140,7 @@ XmlDoc parse_xml(std::string_view xml, const Limits& limits) {
     if (!ctxt) throw Error::internal("xmlCreateMemoryParserCtxt failed");
     ParseState st;
     st.max_depth = limits.max_depth;
+    st.max_nodes = limits.max_nodes;
     ctxt->_private = &st;
     xmlCtxtUseOptions(ctxt.get(), safe_parse_options());
     // After UseOptions, which may reset handlers: ours wrap SAX2's tree builder.
@@ -126,6 +149,9 @@ XmlDoc parse_xml(std::string_view xml, const Limits& limits) {
     sax->externalSubset = on_internal_subset;
     sax->startElementNs = on_start_element;
     sax->endElementNs = on_end_element;
+    sax->comment = on_comment;
+    sax->processingInstruction = on_pi;
+    sax->cdataBlock = on_cdata;
     sax->serror = on_parser_error;
     sax->error = nullptr;
     sax->warning = nullptr;

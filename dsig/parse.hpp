@@ -47,7 +47,8 @@ class XmlDoc {
 // Error::invalid_document(reason, line) for a DOCTYPE (stopped at the internal subset, before
 // anything is declared or expanded), malformed XML, invalid UTF-8, nesting deeper than
 // limits.max_depth (stopped when the element opens), or xml:id attributes (we register Ids
-// ourselves). The document is not yet checked against the profile.
+// ourselves), more than limits.max_nodes nodes (stopped when the limit is passed). The
+// document is not yet checked against the profile.
 XmlDoc parse_xml(std::string_view xml, const Limits& limits);
 
 // The parser options every document gets (exposed for tests): NONET, NO DTD load/attr,

@@ -160,6 +160,25 @@ TEST_CASE("size: over the limit is DocumentTooLarge before parsing") {
     CHECK(parse_error(fixture(), small).code() == Errc::DocumentTooLarge);
 }
 
+TEST_CASE("node count: a million comments are refused during the parse") {
+    std::string xml = "<HocBa xmlns=\"urn:vn:hocbaso:1\">";
+    for (int i = 0; i < 1000000; ++i) xml += "<!---->";
+    xml += "</HocBa>";
+    REQUIRE(xml.size() < (8u << 20));
+    auto t0 = std::chrono::steady_clock::now();
+    Error e = parse_error(xml);
+    CHECK(param(e, "reason") == "more than 200000 nodes");
+    CHECK(ms_since(t0) < 1000);  // loose sanity bound
+    dsig::Limits few;
+    few.max_nodes = 10;
+    CHECK(param(parse_error(fixture(), few), "reason") == "more than 10 nodes");
+    CHECK(param(parse_error("<a><?pi x?><?pi x?></a>", {8u << 20, 64, 2}), "reason") ==
+          "more than 2 nodes");
+    CHECK(param(parse_error("<a><![CDATA[x]]><![CDATA[y]]></a>", {8u << 20, 64, 2}), "reason") ==
+          "more than 2 nodes");
+    CHECK_NOTHROW(dsig::Document::parse(fully_signed()));  // well below the default
+}
+
 TEST_CASE("invalid UTF-8 and other encodings are refused") {
     for (std::string bad :
          {std::string("\xC3\x28"), std::string("\xC0\xAF"), std::string("\xED\xA0\x80"),

@@ -131,12 +131,13 @@ bool slots_changed(Module& module, const std::vector<std::shared_ptr<TokenState>
 void rebuild_module(ManagerState& state, const std::shared_ptr<Module>& module,
                     const std::vector<std::shared_ptr<TokenState>>& mine,
                     const std::vector<SlotView>& views) {
+    Pkcs11SlotList fresh = Pkcs11SlotList::enumerate(module->ctx);
     // libp11 frees every PKCS11_SLOT/TOKEN/KEY of a released list; drop our pointers first.
     for (auto& t : mine) {
         t->settle_if_gone();
         t->forget_objects();
     }
-    Pkcs11SlotList old = std::exchange(module->slots, Pkcs11SlotList::enumerate(module->ctx));
+    Pkcs11SlotList old = std::exchange(module->slots, std::move(fresh));
     if (module->logged_in_tokens > 0)
         module->retired.push_back(std::move(old));
     else
@@ -319,15 +320,36 @@ Login TokenManager::login(std::string_view token_uri, std::string_view pin) {
     std::shared_lock module_lock(token->module->lock);
     token->ensure_present();
     auto& f = token->module->functions;
-    std::lock_guard lock(token->login);
+    std::unique_lock lock(token->login);
 
-    if (token->logins > 0) {
-        if (token->wrong_pins >= token->max_wrong_pins) throw Error::pin_locked();
-        if (token->verifier && token->verifier->matches(pin)) {
+    while (token->logins > 0) {
+        // Each check in flight holds one of the tries, so that parallel guesses cannot exceed
+        // the limit.
+        if (token->wrong_pins + token->pin_checks >= token->max_wrong_pins)
+            throw Error::pin_locked();
+        const auto verifier = token->verifier;
+        ++token->pin_checks;
+        lock.unlock();
+        bool matches = false;
+        try {
+            matches = verifier && verifier->matches(pin);
+        } catch (...) {
+            lock.lock();
+            --token->pin_checks;
+            throw;
+        }
+        lock.lock();
+        --token->pin_checks;
+        if (token->gone) throw Error::token_not_present(token->uri);
+        // The login state this PIN was checked against ended meanwhile: judge it afresh.
+        if (token->verifier != verifier) continue;
+        if (matches) {
             ++token->logins;
             return Login(token);
         }
-        const unsigned left = token->max_wrong_pins - ++token->wrong_pins;
+        ++token->wrong_pins;
+        const unsigned left =
+            token->max_wrong_pins - std::min(token->max_wrong_pins, token->wrong_pins);
         if (left == 0) throw Error::pin_locked();
         throw Error::pin_incorrect(static_cast<long>(left));
     }
@@ -357,7 +379,7 @@ Login TokenManager::login(std::string_view token_uri, std::string_view pin) {
         if (ckr_means_token_gone(rv)) token->gone = true;
         throw login_error(rv, flags, token->uri);
     }
-    token->verifier = std::make_unique<PinVerifier>(pin);
+    token->verifier = std::make_shared<const PinVerifier>(pin);
     token->wrong_pins = 0;
     token->login_session = std::move(session);
     token->logins = 1;
@@ -381,7 +403,8 @@ namespace {
 // Caller holds the module lock (shared).
 EvpPkey find_private_key(TokenState& token, std::string_view key_uri, detail::PrivateKey* copy) {
     const auto uri = Pkcs11Uri::parse(key_uri);
-    if (!uri || !uri->matches_module(token.module->info) || !uri->matches_token(token.info))
+    if (!uri || !uri->matches_module(token.module->info) ||
+        !uri->matches_slot(token.slot_info, token.slot_id) || !uri->matches_token(token.info))
         throw Error::key_not_found(key_uri);
     auto lookup = [&]() -> const detail::PrivateKey* {
         const detail::PrivateKey* match = nullptr;

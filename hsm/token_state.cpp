@@ -116,6 +116,9 @@ void TokenState::release_login() noexcept {
             forget_login_objects();
         }
         end_login_session_locked();
+        // An exclusive lock waits for every signature running on the module: take it only
+        // when there is something to release.
+        if (module->retired.empty() || module->logged_in_tokens > 0) return;
     }
     std::unique_lock module_lock(module->lock);
     module->release_retired();

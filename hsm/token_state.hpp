@@ -76,10 +76,13 @@ struct TokenState {
     SessionPool pool;
 
     std::mutex login;
-    unsigned logins = 0;                    // guarded by login
-    Pkcs11Session login_session;            // guarded by login; open while logins > 0
-    std::unique_ptr<PinVerifier> verifier;  // guarded by login
-    unsigned wrong_pins = 0;                // guarded by login
+    unsigned logins = 0;          // guarded by login
+    Pkcs11Session login_session;  // guarded by login; open while logins > 0
+    // Shared so that a PIN can be checked against it (50 ms of PBKDF2) without holding
+    // `login`, which every signature takes briefly.
+    std::shared_ptr<const PinVerifier> verifier;  // guarded by login
+    unsigned pin_checks = 0;                      // guarded by login; checks running now
+    unsigned wrong_pins = 0;                      // guarded by login
 
     std::shared_mutex objects;
     std::vector<PrivateKey> private_keys;  // guarded by objects

@@ -84,6 +84,7 @@ struct Watcher::State {
     // never races a release.
     SCARDCONTEXT published = 0;
     bool available = false;
+    std::string last_error;
     std::map<std::string, ReaderState> snapshot;
 
     // Thread-only.
@@ -124,9 +125,11 @@ struct Watcher::State {
         }
     }
 
-    void set_available(bool value) {
+    // `rv`: why pcscd is not available (SCARD_S_SUCCESS: it is).
+    void set_available(bool value, LONG rv = SCARD_S_SUCCESS) {
         std::lock_guard lock(mutex);
         available = value;
+        if (rv != SCARD_S_SUCCESS) last_error = pcsc_stringify_error(rv);
     }
 
     // By value: callers pass keys of `known`, which the erase below would free.
@@ -226,6 +229,12 @@ struct Watcher::State {
     LONG watch(const ScardContext& context) {
         std::vector<std::string> names;
         std::vector<SCARD_READERSTATE> states;
+        // The PnP pseudo reader's last dwEventState, fed back like any reader's: pcsc-lite 1.9
+        // reports a reader count change during the wait and keeps nothing here, later versions
+        // keep the reader count in the upper 16 bits and return at once when it differs from
+        // theirs. Echoing what the library said is right for both; a value of our own making
+        // could make a newer library return immediately, forever.
+        DWORD pnp_state = SCARD_STATE_UNAWARE;
         while (!stopping()) {
             LONG rv = list_readers(context, names);
             if (rv != SCARD_S_SUCCESS) return rv;
@@ -236,9 +245,7 @@ struct Watcher::State {
             states.clear();
             SCARD_READERSTATE pnp{};
             pnp.szReader = pnp_reader;
-            // Newer pcsc-lite compares the reader count kept here with its own and returns at
-            // once if they differ (closing the list-then-wait race); 1.9 ignores it.
-            pnp.dwCurrentState = static_cast<DWORD>(names.size()) << 16;
+            pnp.dwCurrentState = pnp_state;
             states.push_back(pnp);
             for (const auto& [name, k] : known) {
                 if (states.size() >= PCSCLITE_MAX_READERS_CONTEXTS) break;
@@ -253,6 +260,7 @@ struct Watcher::State {
                                       states.data(), static_cast<DWORD>(states.size()));
             switch (rv) {
                 case SCARD_S_SUCCESS:
+                    pnp_state = states[0].dwEventState & ~static_cast<DWORD>(SCARD_STATE_CHANGED);
                     for (std::size_t i = 1; i < states.size(); ++i) observe(states[i]);
                     break;
                 case SCARD_E_TIMEOUT:         // rescan
@@ -277,7 +285,7 @@ struct Watcher::State {
             ScardContext context;
             const LONG rv = context.establish();
             if (rv != SCARD_S_SUCCESS) {
-                set_available(false);
+                set_available(false, rv);
                 forget_all();
                 if (sleep_for(backoff)) break;
                 backoff = std::min(backoff * 2, options.backoff_max);
@@ -298,9 +306,8 @@ struct Watcher::State {
             context.reset();
             if (stopping()) break;
             // The context died under us (pcscd stopped or restarted).
-            set_available(false);
+            set_available(false, lost);
             forget_all();
-            (void)lost;
             if (sleep_for(backoff)) break;
         }
         std::lock_guard lock(mutex);
@@ -351,6 +358,11 @@ std::vector<ReaderState> Watcher::readers() const {
 bool Watcher::service_available() const {
     std::lock_guard lock(state_->mutex);
     return state_->available;
+}
+
+std::string Watcher::last_error() const {
+    std::lock_guard lock(state_->mutex);
+    return state_->last_error;
 }
 
 }  // namespace hbsd::hsm::pcsc

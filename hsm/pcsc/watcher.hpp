@@ -73,6 +73,9 @@ class Watcher {
     std::vector<ReaderState> readers() const;
     // Whether pcscd answered the last attempt (false before the first contact).
     bool service_available() const;
+    // pcsc-lite's text for the last failure to reach pcscd (e.g. "Service not available."),
+    // for logs and Status; empty if there was none. Kept after pcscd answers again.
+    std::string last_error() const;
 
   private:
     struct State;

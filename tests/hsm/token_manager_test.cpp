@@ -663,3 +663,30 @@ TEST_CASE("a second login while logged in needs the same PIN", "[hsm]") {
     CHECK(param(*e, "retries_left") == "<absent>");
     CHECK_NOTHROW(tm.login(t.uri, "1234"));
 }
+
+TEST_CASE("parallel wrong PINs while logged in cannot exceed the limit", "[hsm]") {
+    SoftHsmToken token;
+    TokenManager tm({SoftHsmToken::softhsm()});
+    const TokenInfo t = the_token(tm);
+    Login first = tm.login(t.uri, "1234");
+    std::atomic<int> incorrect{0}, locked{0}, other{0};
+    std::vector<std::thread> threads;
+    for (int n = 0; n < 8; ++n)
+        threads.emplace_back([&, n] {
+            auto e = error_of([&] { tm.login(t.uri, "wrong" + std::to_string(n)); });
+            if (e && e->code() == Errc::PinIncorrect)
+                ++incorrect;
+            else if (e && e->code() == Errc::PinLocked)
+                ++locked;
+            else
+                ++other;
+        });
+    for (auto& th : threads) th.join();
+    // Three tries: two answered PinIncorrect, the third and every later one PinLocked.
+    CHECK(incorrect == 2);
+    CHECK(locked == 6);
+    CHECK(other == 0);
+    auto e = error_of([&] { tm.login(t.uri, "1234"); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::PinLocked);
+}

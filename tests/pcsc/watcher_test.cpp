@@ -4,6 +4,7 @@
 #include "hsm/pcsc/watcher.hpp"
 
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -444,6 +445,29 @@ TEST_CASE("watcher: a throwing listener does not stop the watching") {
     CHECK(state_of(watcher, rig.reader(0))->present);
 }
 
+TEST_CASE("watcher: idle it waits in pcscd instead of spinning") {
+    PcscRig rig;
+    rig.insert(0, "IDLE");
+    EventLog log;
+    WatcherOptions options = fast();
+    options.rescan_interval = 200ms;  // rescans included
+    Watcher watcher([&](const Event& e) { log.add(e); }, options);
+    REQUIRE(log.wait(EventKind::card_inserted, rig.reader(0)));
+    REQUIRE(log.wait(EventKind::reader_added, rig.reader(1)));
+    const auto events = log.all().size();
+    auto cpu = [] {
+        rusage u{};
+        getrusage(RUSAGE_SELF, &u);
+        return std::chrono::seconds(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+               std::chrono::microseconds(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+    };
+    const auto before = cpu();
+    std::this_thread::sleep_for(1500ms);  // the window measured, not an assertion on timing
+    const auto used = cpu() - before;
+    CHECK(used < 300ms);
+    CHECK(log.all().size() == events);  // nothing happened, nothing reported
+}
+
 TEST_CASE("watcher: the destructor returns promptly while blocked in SCardGetStatusChange") {
     PcscRig rig;
     EventLog log;
@@ -473,8 +497,10 @@ TEST_CASE("watcher: the destructor returns promptly while pcscd is unreachable")
     options.backoff_initial = 60s;
     options.backoff_max = 60s;
     auto watcher = std::make_unique<Watcher>(nullptr, options);
-    std::this_thread::sleep_for(200ms);  // setup: into its backoff wait
+    REQUIRE(eventually([&] { return !watcher->last_error().empty(); }));
     CHECK_FALSE(watcher->service_available());
+    CHECK(watcher->last_error() == pcsc_stringify_error(SCARD_E_NO_SERVICE));
+    std::this_thread::sleep_for(100ms);  // setup: into its backoff wait
     const auto start = std::chrono::steady_clock::now();
     watcher.reset();
     CHECK(std::chrono::steady_clock::now() - start < 3s);

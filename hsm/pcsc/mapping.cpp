@@ -73,4 +73,18 @@ std::optional<std::string> module_for(std::span<const ReaderMapping> mappings,
     return best->module;
 }
 
+std::optional<ReaderState> reader_for_token(std::span<const ReaderMapping> mappings,
+                                            std::span<const ReaderState> readers,
+                                            std::string_view module,
+                                            std::optional<std::string_view> token_serial) {
+    std::optional<ReaderState> empty_reader;
+    for (const auto& r : readers) {
+        const auto m = module_for(mappings, r.name, token_serial);
+        if (!m || *m != module) continue;
+        if (r.present) return r;
+        if (!empty_reader) empty_reader = r;
+    }
+    return empty_reader;
+}
+
 }  // namespace hbsd::hsm::pcsc

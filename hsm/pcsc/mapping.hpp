@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "hsm/pcsc/watcher.hpp"
+
 namespace hbsd::hsm::pcsc {
 
 struct ReaderMapping {
@@ -35,5 +37,15 @@ void validate(std::span<const ReaderMapping> mappings);
 std::optional<std::string> module_for(std::span<const ReaderMapping> mappings,
                                       std::string_view reader,
                                       std::optional<std::string_view> token_serial = {});
+
+// The reader a token of `module` (with `token_serial`, when known) sits in, for a module that
+// does not know its own reader (SoftHSM2 behind an emulated card, a vendor module that names
+// slots its own way): among `readers` (Watcher::readers()) whose mapping names `module`, the
+// first one holding a card, else the first one at all (the token is then not present); nullopt
+// when no reader maps to the module, i.e. the token is not tied to a PC/SC reader.
+std::optional<ReaderState> reader_for_token(std::span<const ReaderMapping> mappings,
+                                            std::span<const ReaderState> readers,
+                                            std::string_view module,
+                                            std::optional<std::string_view> token_serial = {});
 
 }  // namespace hbsd::hsm::pcsc

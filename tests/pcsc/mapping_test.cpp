@@ -103,3 +103,36 @@ TEST_CASE("event kinds and ATR hex") {
     CHECK(to_hex(atr, sizeof atr) == "3b8f800100ff");
     CHECK(to_hex(atr, 0).empty());
 }
+
+TEST_CASE("reader_for_token: the mapped reader holding a card, else the mapped empty one") {
+    const std::vector<ReaderMapping> config = {
+        {"hbsd Test PCD*", "", "softhsm"},
+        {"", "SEAL-1", "vgca"},
+        {"Gemalto*", "", "safenet"},
+    };
+    std::vector<ReaderState> readers = {
+        {"Gemalto USB Shell Token V2 (1) 00 00", true, "3b7f"},
+        {"hbsd Test PCD 00 00", false, ""},
+        {"hbsd Test PCD 00 01", false, ""},
+    };
+    // Mapped but empty: the token is in that reader and not present.
+    auto r = reader_for_token(config, readers, "softhsm");
+    REQUIRE(r);
+    CHECK(r->name == "hbsd Test PCD 00 00");
+    CHECK_FALSE(r->present);
+    // A card in the second slot: that one.
+    readers[2] = {"hbsd Test PCD 00 01", true, "3b88"};
+    r = reader_for_token(config, readers, "softhsm");
+    REQUIRE(r);
+    CHECK(r->name == "hbsd Test PCD 00 01");
+    CHECK(r->present);
+    CHECK(r->atr == "3b88");
+    // A serial-mapped token is wherever a card is (the serial beats the reader globs).
+    r = reader_for_token(config, readers, "vgca", "SEAL-1");
+    REQUIRE(r);
+    CHECK(r->name == "Gemalto USB Shell Token V2 (1) 00 00");
+    CHECK_FALSE(reader_for_token(config, readers, "vgca", "OTHER").has_value());
+    // A module no reader maps to: the token is not tied to a reader at all.
+    CHECK_FALSE(reader_for_token(config, readers, "hsm-network").has_value());
+    CHECK_FALSE(reader_for_token(config, {}, "softhsm").has_value());
+}

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "hsm/pcsc/handles.hpp"
+#include "hsm/pcsc/mapping.hpp"
 #include "tests/support/catch.hpp"
 #include "tests/support/vcard/rig.hpp"
 
@@ -223,6 +224,32 @@ TEST_CASE("watcher: insert then remove then re-insert a card") {
     CHECK(log.count(EventKind::reader_removed, reader) == 0);
     CHECK(log.count(EventKind::card_inserted, reader) == 2);
     CHECK(log.count(EventKind::card_removed, reader) == 1);
+}
+
+TEST_CASE("watcher and mapping: the SoftHSM2 token mapped to the vpcd reader comes and goes") {
+    // What ListTokens will do for a module that does not know its reader: the mapping says
+    // which reader, the watcher whether a card is in it.
+    const std::vector<ReaderMapping> config = {{"hbsd Test PCD*", "", "softhsm"}};
+    PcscRig rig;
+    EventLog log;
+    Watcher watcher([&](const Event& e) { log.add(e); }, fast());
+    REQUIRE(log.wait(EventKind::reader_added, rig.reader(1)));
+    auto where = reader_for_token(config, watcher.readers(), "softhsm");
+    REQUIRE(where);
+    CHECK_FALSE(where->present);
+
+    rig.insert(1, "SOFTHSM-TOKEN");
+    auto inserted = log.wait(EventKind::card_inserted, rig.reader(1));
+    REQUIRE(inserted);
+    CHECK(module_for(config, inserted->reader) == "softhsm");
+    where = reader_for_token(config, watcher.readers(), "softhsm");
+    REQUIRE(where);
+    CHECK(where->name == rig.reader(1));
+    CHECK(where->present);
+
+    rig.remove(1);
+    REQUIRE(log.wait(EventKind::card_removed, rig.reader(1)));
+    CHECK_FALSE(reader_for_token(config, watcher.readers(), "softhsm")->present);
 }
 
 TEST_CASE("watcher: two cards in two readers are told apart") {

@@ -49,6 +49,12 @@ Pkcs11SlotList::~Pkcs11SlotList() {
     if (ctx_ && slots_) PKCS11_release_all_slots(ctx_, slots_, count_);
 }
 
+Pkcs11SlotList Pkcs11SlotList::none(const Pkcs11Ctx& ctx) noexcept {
+    Pkcs11SlotList list;
+    list.ctx_ = ctx.get();
+    return list;
+}
+
 Pkcs11SlotList Pkcs11SlotList::enumerate(const Pkcs11Ctx& ctx) {
     Pkcs11SlotList list;
     list.ctx_ = ctx.get();

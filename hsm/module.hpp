@@ -43,6 +43,9 @@ class Pkcs11SlotList {
     // old array with the stride of a pointer instead of a PKCS11_SLOT and crashes on any
     // module with more than one slot.
     static Pkcs11SlotList enumerate(const Pkcs11Ctx& ctx);
+    // A list of no slots. (libp11 0.4.12 cannot enumerate zero slots: it fails on
+    // OPENSSL_malloc(0), e.g. for OpenSC with no reader attached.)
+    static Pkcs11SlotList none(const Pkcs11Ctx& ctx) noexcept;
 
     std::span<PKCS11_SLOT> slots() const noexcept { return {slots_, count_}; }
 

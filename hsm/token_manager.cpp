@@ -131,7 +131,8 @@ bool slots_changed(Module& module, const std::vector<std::shared_ptr<TokenState>
 void rebuild_module(ManagerState& state, const std::shared_ptr<Module>& module,
                     const std::vector<std::shared_ptr<TokenState>>& mine,
                     const std::vector<SlotView>& views) {
-    Pkcs11SlotList fresh = Pkcs11SlotList::enumerate(module->ctx);
+    Pkcs11SlotList fresh =
+        views.empty() ? Pkcs11SlotList::none(module->ctx) : Pkcs11SlotList::enumerate(module->ctx);
     // libp11 frees every PKCS11_SLOT/TOKEN/KEY of a released list; drop our pointers first.
     for (auto& t : mine) {
         t->settle_if_gone();
@@ -198,8 +199,15 @@ void refresh_module(ManagerState& state, const std::shared_ptr<Module>& module) 
         module->release_retired();
 }
 
+// A module that cannot list its slots right now (a PC/SC module while pcscd restarts) only
+// shows no new tokens until a later refresh succeeds; the other modules carry on.
 void refresh_all(ManagerState& state) {
-    for (auto& module : state.modules) refresh_module(state, module);
+    for (auto& module : state.modules) {
+        try {
+            refresh_module(state, module);
+        } catch (const Error&) {
+        }
+    }
 }
 
 // Removable slots (readers) without a token, as (module, slot id, slot info).

@@ -385,6 +385,22 @@ TEST_CASE("readers - a removable slot names its reader and an empty one is liste
     CHECK(e->code() == Errc::TokenNotFound);
 }
 
+TEST_CASE("two modules load side by side - SoftHSM2 and OpenSC with or without readers", "[hsm]") {
+    SoftHsmToken token;
+    // OpenSC with no reader has no slot at all, which libp11 0.4.12 cannot enumerate.
+    TokenManager tm({SoftHsmToken::softhsm(), {"opensc", HBSD_OPENSC_MODULE}});
+    const auto tokens = tm.list_tokens();
+    const auto ours = std::ranges::find_if(tokens, [](auto& t) { return t.label == "hbsd-test"; });
+    REQUIRE(ours != tokens.end());
+    CHECK(ours->module == "softhsm");
+    for (const auto& t : tokens)
+        if (t.module == "opensc") CHECK(t.reader.has_value());
+    Login login = tm.login(ours->uri, "1234");
+    CHECK(verify("gvbm-GDDP", Mechanism::rsa_pkcs1_sha256, digest,
+                 tm.sign(login, "pkcs11:token=hbsd-test;object=gvbm-GDDP",
+                         Mechanism::rsa_pkcs1_sha256, digest)));
+}
+
 TEST_CASE("a module configured twice is refused", "[hsm]") {
     SoftHsmToken token;
     auto e = error_of([&] {

@@ -7,7 +7,6 @@
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -271,12 +270,9 @@ TEST_CASE("watcher: two cards in two readers are told apart") {
     CHECK_FALSE(state_of(watcher, rig.reader(1))->present);
 }
 
-// Holds the watcher's thread inside the listener until opened; opens itself when destroyed,
-// so a failing REQUIRE cannot leave the Watcher's destructor waiting for a blocked listener
-// (declare it after the Watcher).
+// Holds the watcher's thread inside the listener until opened.
 class Gate {
   public:
-    ~Gate() { open(); }
     void open() {
         std::lock_guard lock(mutex_);
         open_ = true;
@@ -296,18 +292,41 @@ class Gate {
 TEST_CASE("watcher: a card swapped while the listener was busy is reported as two events") {
     PcscRig rig;
     EventLog log;
-    std::atomic<Gate*> gate{nullptr};
+    // The listener stays busy in the insertion of the card with the armed ATR, so the watcher
+    // is not waiting on pcscd meanwhile. Keyed by ATR: arming for the next phase must not
+    // catch an event of the previous one still on its way.
+    std::mutex arm_mutex;
+    std::string armed_atr;
+    Gate* armed = nullptr;
+    Gate busy, busy_again;  // outlive the watcher: its thread may be inside one
+    auto arm = [&](const std::string& serial, Gate& gate) {
+        std::lock_guard lock(arm_mutex);
+        armed_atr = PcscRig::atr_for_serial(serial);
+        armed = &gate;
+    };
     Watcher watcher(
         [&](const Event& e) {
             log.add(e);
-            // Busy on the first insertion: the watcher is not waiting on pcscd meanwhile.
-            if (e.kind == EventKind::card_inserted) {
-                if (Gate* g = gate.exchange(nullptr)) g->pass();
+            Gate* g = nullptr;
+            {
+                std::lock_guard lock(arm_mutex);
+                if (e.kind == EventKind::card_inserted && armed && e.atr == armed_atr)
+                    g = std::exchange(armed, nullptr);
             }
+            if (g) g->pass();
         },
         fast());
-    Gate busy;
-    gate = &busy;
+    // Destroyed first: a failing REQUIRE must not leave the Watcher's destructor waiting for a
+    // listener stuck in a gate.
+    struct OpenGates {
+        Gate& a;
+        Gate& b;
+        ~OpenGates() {
+            a.open();
+            b.open();
+        }
+    } open_gates{busy, busy_again};
+    arm("FIRST", busy);
     const std::string reader = rig.reader(0);
     REQUIRE(log.wait(EventKind::reader_added, reader));
 
@@ -330,8 +349,7 @@ TEST_CASE("watcher: a card swapped while the listener was busy is reported as tw
 
     // The same card pulled and pushed back while the listener was busy: the ATR is unchanged,
     // only pcsc-lite's event counter tells.
-    Gate busy_again;
-    gate = &busy_again;
+    arm("SAME", busy_again);
     rig.remove(0);
     REQUIRE(log.wait(EventKind::card_removed, reader, 2));
     rig.insert(0, "SAME");

@@ -58,16 +58,26 @@ std::unique_ptr<X509, X509Free> load_certificate(const std::string& name) {
 
 }  // namespace
 
+// Removes, at exit, a PKI this process made for itself.
+struct OwnedDir {
+    fs::path path;
+    ~OwnedDir() {
+        std::error_code ec;
+        if (!path.empty()) fs::remove_all(path, ec);
+    }
+};
+
 const fs::path& pki_dir() {
+    static OwnedDir owned;
     static const fs::path dir = [] {
         if (const char* env = std::getenv("HBSD_TEST_PKI");
             env && fs::exists(fs::path(env) / "people.tsv"))
             return fs::path(env);
-        // Run outside ctest: make one for this process (about 3 s).
-        fs::path d = make_temp_dir("hbsd-hsm-pki-");
-        run(quote(fs::path(HBSD_TEST_SUPPORT_DIR) / "make-test-pki") + " " + quote(d) +
+        // Run outside ctest (no hsm_pki fixture): make one for this process (about 3 s).
+        owned.path = make_temp_dir("hbsd-hsm-pki-");
+        run(quote(fs::path(HBSD_TEST_SUPPORT_DIR) / "make-test-pki") + " " + quote(owned.path) +
             " >/dev/null");
-        return d;
+        return owned.path;
     }();
     return dir;
 }

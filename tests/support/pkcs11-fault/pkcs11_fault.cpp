@@ -53,26 +53,24 @@ namespace {
     X(C_GetInfo)                                                                                   \
     X(C_GetFunctionList)                                                                           \
     X(C_GetSlotList)                                                                               \
-    X(C_GetSlotInfo) X(C_GetTokenInfo) X(C_GetMechanismList) X(C_GetMechanismInfo) X(C_InitToken)  \
-        X(C_InitPIN) X(C_SetPIN) X(C_OpenSession) X(C_CloseSession) X(C_CloseAllSessions) X(       \
-            C_GetSessionInfo) X(C_GetOperationState) X(C_SetOperationState) X(C_Login) X(C_Logout) \
-            X(C_CreateObject) X(C_CopyObject) X(C_DestroyObject) X(C_GetObjectSize) X(             \
-                C_GetAttributeValue) X(C_SetAttributeValue) X(C_FindObjectsInit) X(C_FindObjects)  \
-                X(C_FindObjectsFinal) X(C_EncryptInit) X(C_Encrypt) X(C_EncryptUpdate)             \
-                    X(C_EncryptFinal) X(C_DecryptInit) X(C_Decrypt) X(C_DecryptUpdate)             \
-                        X(C_DecryptFinal) X(C_DigestInit) X(C_Digest) X(C_DigestUpdate)            \
-                            X(C_DigestKey) X(C_DigestFinal) X(C_SignInit) X(C_Sign)                \
-                                X(C_SignUpdate) X(C_SignFinal) X(C_SignRecoverInit)                \
-                                    X(C_SignRecover) X(C_VerifyInit) X(C_Verify) X(C_VerifyUpdate) \
-                                        X(C_VerifyFinal) X(C_VerifyRecoverInit) X(C_VerifyRecover) \
-                                            X(C_DigestEncryptUpdate) X(C_DecryptDigestUpdate)      \
-                                                X(C_SignEncryptUpdate) X(C_DecryptVerifyUpdate)    \
-                                                    X(C_GenerateKey) X(C_GenerateKeyPair)          \
-                                                        X(C_WrapKey) X(C_UnwrapKey) X(C_DeriveKey) \
-                                                            X(C_SeedRandom) X(C_GenerateRandom)    \
-                                                                X(C_GetFunctionStatus)             \
-                                                                    X(C_CancelFunction)            \
-                                                                        X(C_WaitForSlotEvent)
+    X(C_GetSlotInfo)                                                                               \
+    X(C_GetTokenInfo) X(C_GetMechanismList) X(C_GetMechanismInfo) X(C_InitToken) X(C_InitPIN) X(   \
+        C_SetPIN) X(C_OpenSession) X(C_CloseSession) X(C_CloseAllSessions) X(C_GetSessionInfo)     \
+        X(C_GetOperationState) X(C_SetOperationState) X(C_Login) X(C_Logout) X(C_CreateObject) X(  \
+            C_CopyObject) X(C_DestroyObject) X(C_GetObjectSize) X(C_GetAttributeValue)             \
+            X(C_SetAttributeValue) X(C_FindObjectsInit) X(C_FindObjects) X(C_FindObjectsFinal) X(  \
+                C_EncryptInit) X(C_Encrypt) X(C_EncryptUpdate) X(C_EncryptFinal) X(C_DecryptInit)  \
+                X(C_Decrypt) X(C_DecryptUpdate) X(C_DecryptFinal) X(C_DigestInit) X(C_Digest)      \
+                    X(C_DigestUpdate) X(C_DigestKey) X(C_DigestFinal) X(C_SignInit) X(C_Sign)      \
+                        X(C_SignUpdate) X(C_SignFinal) X(C_SignRecoverInit) X(C_SignRecover)       \
+                            X(C_VerifyInit) X(C_Verify) X(C_VerifyUpdate) X(C_VerifyFinal)         \
+                                X(C_VerifyRecoverInit) X(C_VerifyRecover) X(C_DigestEncryptUpdate) \
+                                    X(C_DecryptDigestUpdate) X(C_SignEncryptUpdate)                \
+                                        X(C_DecryptVerifyUpdate) X(C_GenerateKey)                  \
+                                            X(C_GenerateKeyPair) X(C_WrapKey) X(C_UnwrapKey)       \
+                                                X(C_DeriveKey) X(C_SeedRandom) X(C_GenerateRandom) \
+                                                    X(C_GetFunctionStatus) X(C_CancelFunction)     \
+                                                        X(C_WaitForSlotEvent)
 
 enum Fn : std::size_t {
 #define FAULT_ENUM(name) fn_##name,
@@ -136,17 +134,13 @@ constexpr Rv rv_names[] = {
 };
 #undef FAULT_RV
 
+// "C_OpenSession", "OpenSession", "open_session" -> "opensession".
 std::string normalise(std::string_view name) {
+    if (name.size() > 2 && (name[0] == 'C' || name[0] == 'c') && name[1] == '_')
+        name.remove_prefix(2);
     std::string out;
-    for (char c : name) {
-        if (c == '_') continue;
-        out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
-    if (out.rfind("c", 0) == 0 && out.size() > 1) {
-        // "C_Sign" -> "csign"; strip the prefix only when it was "C_" (the underscore is gone)
-        if (name.size() > 1 && (name[0] == 'C' || name[0] == 'c') && name[1] == '_')
-            out.erase(0, 1);
-    }
+    for (char c : name)
+        if (c != '_') out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return out;
 }
 

@@ -3,8 +3,11 @@
 // discovery) with its own pcscd, socket and vpcd ports, so they may run in parallel.
 #include "hsm/pcsc/watcher.hpp"
 
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -165,6 +168,40 @@ TEST_CASE("rig: pcscd lists both vpcd readers and the card answers over shared c
     second.reset();
     rig.remove(0);
     CHECK(rig.wait_card(0, false, patience));
+}
+
+TEST_CASE("rig: a vpcd port taken by someone else is replaced by a free one") {
+    // Hold a port pair the way an unrelated program would, and pin the rig to it.
+    std::vector<int> held;
+    unsigned taken = 0;
+    for (unsigned base = 31000; base < 31990 && !taken; base += 2) {
+        std::vector<int> pair;
+        for (unsigned p = base; p < base + 2; ++p) {
+            int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            sockaddr_in a{};
+            a.sin_family = AF_INET;
+            a.sin_port = htons(static_cast<std::uint16_t>(p));
+            if (bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && listen(s, 1) == 0) {
+                pair.push_back(s);
+            } else {
+                close(s);
+            }
+        }
+        if (pair.size() == 2) {
+            taken = base;
+            held = pair;
+        } else {
+            for (int s : pair) close(s);
+        }
+    }
+    REQUIRE(taken != 0);
+    setenv("HBSD_PCSC_RIG_PORT", std::to_string(taken).c_str(), 1);
+    PcscRig rig;  // would throw if it could not move on
+    unsetenv("HBSD_PCSC_RIG_PORT");
+    for (int s : held) close(s);
+    CHECK(rig.port(0) != taken);
+    rig.insert(0, "MOVED");
+    CHECK(rig.wait_card(0, true, patience));
 }
 
 TEST_CASE("watcher: readers present at start are reported without cards") {

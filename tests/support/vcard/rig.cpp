@@ -36,6 +36,11 @@ using Clock = std::chrono::steady_clock;
     throw std::runtime_error("pcsc rig: " + what);
 }
 
+// vpcd could not listen on its port: pcscd runs, without the reader.
+struct PortTaken : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
 std::string errno_text(const char* call) {
     return std::string(call) + ": " + std::strerror(errno);
 }
@@ -71,16 +76,25 @@ bool ports_free(unsigned base) {
     return true;
 }
 
-unsigned pick_ports() {
+// Below Linux's ephemeral range (32768-60999 by default): a port in it can be the local end of
+// any outgoing connection on the machine (another test's card, say), and vpcd's bind fails.
+constexpr unsigned first_port = 20000, port_range = 12000;
+
+// `attempt` moves the search on after a pair turned out to be taken after all.
+unsigned pick_ports(unsigned attempt) {
+    // HBSD_PCSC_RIG_PORT pins the first attempt, unprobed: for reading a failing test's traffic
+    // at a known port, and for testing the fallback below.
+    if (const char* pinned = std::getenv("HBSD_PCSC_RIG_PORT"); pinned && attempt == 0)
+        return static_cast<unsigned>(std::strtoul(pinned, nullptr, 10));
     // Spread processes over the range by pid so that parallel tests rarely even probe the same
     // pair; the probe settles the rest.
-    const unsigned range = 6000;
-    unsigned offset = (static_cast<unsigned>(::getpid()) * PcscRig::slots) % range;
-    for (unsigned i = 0; i < range / PcscRig::slots; ++i) {
-        const unsigned base = 42000 + (offset + i * PcscRig::slots) % range;
+    const unsigned offset =
+        (static_cast<unsigned>(::getpid()) * 7 + attempt * 101) * PcscRig::slots % port_range;
+    for (unsigned i = 0; i < port_range / PcscRig::slots; ++i) {
+        const unsigned base = first_port + (offset + i * PcscRig::slots) % port_range;
         if (ports_free(base)) return base;
     }
-    fail("no free TCP port pair for vpcd in 42000-47999");
+    fail("no free TCP port pair for vpcd in 20000-31999");
 }
 
 // fork + execve with everything prepared beforehand: the test process has threads, so the child
@@ -184,16 +198,26 @@ PcscRig::PcscRig(PcscRigOptions options) : options_(std::move(options)) {
     if (!::mkdtemp(templ.data())) fail(errno_text("mkdtemp"));
     dir_ = templ;
     std::filesystem::create_directories(dir_ / "reader.conf.d");
-    base_port_ = pick_ports();
+    base_port_ = pick_ports(0);
     write_config();
-    if (options_.start) {
-        try {
-            start_pcscd();
-        } catch (...) {
-            std::error_code ec;
-            std::filesystem::remove_all(dir_, ec);
-            throw;
+    if (!options_.start) return;
+    try {
+        // The probe and vpcd's bind are apart in time; if another program took the pair in
+        // between, pick another one (no card knows the ports yet).
+        for (unsigned attempt = 1;; ++attempt) {
+            try {
+                start_pcscd();
+                break;
+            } catch (const PortTaken&) {
+                if (attempt == 5) throw;
+                base_port_ = pick_ports(attempt);
+                configure_reader(options_.with_reader);
+            }
         }
+    } catch (...) {
+        std::error_code ec;
+        std::filesystem::remove_all(dir_, ec);
+        throw;
     }
 }
 
@@ -255,6 +279,7 @@ void PcscRig::start_pcscd() {
 
     Fd log(::open((dir_ / "pcscd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
     if (log.get() < 0) fail(errno_text("open pcscd.log"));
+    log_offset_ = static_cast<std::size_t>(::lseek(log.get(), 0, SEEK_END));
     const std::string conf_dir = (dir_ / "reader.conf.d").string();
     // LISTEN_PID must be the pid of pcscd itself: a shell knows its own ($$) and exec keeps it.
     pcscd_ = spawn({"/bin/sh", "-c", "LISTEN_PID=$$; export LISTEN_PID; exec \"$@\"", "sh",
@@ -288,6 +313,13 @@ void PcscRig::wait_ready() {
                 "readers listed: " + std::to_string(names.size()) + ", " + pcsc_stringify_error(rv);
         } else {
             last = pcsc_stringify_error(rv);
+        }
+        if (!expected.empty() && pcscd_log().find(options_.friendly_name + " init failed",
+                                                  log_offset_) != std::string::npos) {
+            // Nothing will bring the reader now; say so at once rather than at the deadline.
+            stop_pcscd();
+            throw PortTaken("pcsc rig: vpcd could not open its port " + std::to_string(base_port_) +
+                            "; pcscd's log:\n" + pcscd_log());
         }
         std::this_thread::sleep_for(20ms);
     }

@@ -8,7 +8,8 @@
 //   reads that variable once per process, so every rig of one process shares one path
 //   (socket_path()) and only one rig may run at a time in a process;
 // - the readers: `pcscd -c <dir>` reads a private reader.conf.d whose vpcd entry listens on
-//   a free TCP port pair (vpcd opens slot N on port + N), picked per rig.
+//   a free TCP port pair (vpcd opens slot N on port + N) below the ephemeral port range,
+//   picked per rig (HBSD_PCSC_RIG_PORT pins it), and picked again if vpcd finds it taken.
 // pcscd still writes /run/pcscd/pcscd.pid, which nothing here depends on.
 //
 // Test support: failures throw std::runtime_error with pcscd's log attached.
@@ -89,6 +90,7 @@ class PcscRig {
     PcscRigOptions options_;
     std::filesystem::path dir_;
     unsigned base_port_ = 0;
+    std::size_t log_offset_ = 0;  // where the current pcscd's part of pcscd.log begins
     pid_t pcscd_ = -1;
     std::array<pid_t, slots> cards_{-1, -1};
 };

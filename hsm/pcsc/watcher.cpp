@@ -87,8 +87,9 @@ struct Watcher::State {
     std::string last_error;
     std::map<std::string, ReaderState> snapshot;
 
-    // Thread-only.
+    // Touched by the watcher thread only.
     std::map<std::string, Known> known;
+
     std::thread thread;
 
     bool stopping() const {

@@ -14,10 +14,14 @@ using CapabilitySet = unsigned;
 // The set one configured capability grants, with everything it implies.
 constexpr CapabilitySet closure(Capability c) noexcept {
     switch (c) {
-        case Capability::none: return 0;
-        case Capability::read: return 1;
-        case Capability::sign: return 1 | 2;
-        case Capability::admin: return 1 | 2 | 4;
+        case Capability::none:
+            return 0;
+        case Capability::read:
+            return 1;
+        case Capability::sign:
+            return 1 | 2;
+        case Capability::admin:
+            return 1 | 2 | 4;
     }
     return 0;
 }
@@ -35,10 +39,14 @@ inline std::optional<Capability> capability_from_name(std::string_view s) noexce
 
 inline std::string_view capability_name(Capability c) noexcept {
     switch (c) {
-        case Capability::none: return "none";
-        case Capability::read: return "read";
-        case Capability::sign: return "sign";
-        case Capability::admin: return "admin";
+        case Capability::none:
+            return "none";
+        case Capability::read:
+            return "read";
+        case Capability::sign:
+            return "sign";
+        case Capability::admin:
+            return "admin";
     }
     return "none";
 }

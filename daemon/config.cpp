@@ -3,11 +3,11 @@
 #include <grp.h>
 #include <pwd.h>
 
+#include <toml++/toml.h>
 #include <fstream>
 #include <initializer_list>
 #include <limits>
 #include <sstream>
-#include <toml++/toml.h>
 
 namespace hbsd::daemon {
 namespace {
@@ -33,8 +33,8 @@ class Reader {
             bool ok = false;
             for (auto n : known) ok = ok || n == k.str();
             if (!ok)
-                fail(k.source(), "unknown key '" + std::string(k.str()) + "' in " +
-                                     std::string(table_name));
+                fail(k.source(),
+                     "unknown key '" + std::string(k.str()) + "' in " + std::string(table_name));
         }
     }
 
@@ -107,7 +107,8 @@ void read_socket(const Reader& r, const toml::node& n, Config& c) {
     r.only(t, "[socket]", {"path", "mode", "group"});
     if (const auto* p = t.get("path")) {
         c.socket.path = r.string(*p, "socket.path");
-        if (c.socket.path.front() != '/') r.fail(p->source(), "socket.path must be an absolute path");
+        if (c.socket.path.front() != '/')
+            r.fail(p->source(), "socket.path must be an absolute path");
     }
     if (const auto* m = t.get("mode")) {
         // 0o660 in TOML, or the string "0660" that people write out of habit.
@@ -120,7 +121,8 @@ void read_socket(const Reader& r, const toml::node& n, Config& c) {
             } catch (const std::exception&) {
                 used = 0;
             }
-            if (used != s.size() || v > 0777) r.fail(m->source(), "socket.mode must be octal, e.g. 0o660");
+            if (used != s.size() || v > 0777)
+                r.fail(m->source(), "socket.mode must be octal, e.g. 0o660");
             c.socket.mode = static_cast<unsigned>(v);
         } else {
             c.socket.mode = r.unsigned_int<unsigned>(*m, "socket.mode", 0, 0777);
@@ -135,9 +137,9 @@ void read_socket(const Reader& r, const toml::node& n, Config& c) {
 void read_limits(const Reader& r, const toml::node& n, Config& c) {
     const auto& t = r.table(n, "[limits]");
     r.only(t, "[limits]",
-           {"max_frame_bytes", "max_document_bytes", "max_depth", "max_connections",
-            "max_inflight", "idle_timeout_s", "session_ttl_s", "session_ttl_max_s",
-            "max_batch_items", "worker_threads", "idempotency_entries"});
+           {"max_frame_bytes", "max_document_bytes", "max_depth", "max_connections", "max_inflight",
+            "idle_timeout_s", "session_ttl_s", "session_ttl_max_s", "max_batch_items",
+            "worker_threads", "idempotency_entries"});
     auto& l = c.limits;
     auto get = [&](std::string_view key, auto& field, std::uint64_t min, std::uint64_t max) {
         using T = std::remove_reference_t<decltype(field)>;
@@ -214,7 +216,8 @@ Config parse_config(std::string_view text, const std::string& source_name) {
         c.trust_anchors = absolute_path(r, *n, "trust_anchors");
     if (const auto* n = root.get("crl_files")) {
         if (!n->is_array()) r.fail(n->source(), "crl_files must be an array of paths");
-        for (const auto& f : *n->as_array()) c.crl_files.push_back(absolute_path(r, f, "crl_files"));
+        for (const auto& f : *n->as_array())
+            c.crl_files.push_back(absolute_path(r, f, "crl_files"));
     }
     if (const auto* n = root.get("state_dir")) c.state_dir = absolute_path(r, *n, "state_dir");
     return c;

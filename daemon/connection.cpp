@@ -44,9 +44,9 @@ void Connection::on_read(const boost::system::error_code& ec, std::size_t n) {
         // The stream is out of sync from here: say why, then hang up.
         log::info("uid=%u pid=%d: frame over %zu bytes, closing", caller_.uid, caller_.pid,
                   decoder_.limit());
-        send(protocol::encode_frame(protocol::encode_error(Error::document_too_large(
-            static_cast<long long>(decoder_.refused_size()),
-            static_cast<long long>(decoder_.limit())))));
+        send(protocol::encode_frame(protocol::encode_error(
+            Error::document_too_large(static_cast<long long>(decoder_.refused_size()),
+                                      static_cast<long long>(decoder_.limit())))));
         close_when_flushed();
         return;
     }
@@ -118,9 +118,8 @@ void Connection::dispatch(const std::string& frame) {
         Request req{self->caller_, *shared_call, protocol::Params(shared_call->parameters), {}};
         if (shared_call->more && reply)
             req.stream = [self, &io](json::object part) {
-                asio::post(io, [self, f = protocol::encode_frame(protocol::encode_reply(part, true))] {
-                    self->send(f);
-                });
+                asio::post(io, [self, f = protocol::encode_frame(
+                                          protocol::encode_reply(part, true))] { self->send(f); });
             };
         std::string frame;
         try {
@@ -165,16 +164,17 @@ void Connection::write_next() {
         return;
     }
     writing_ = true;
-    asio::async_write(socket_, asio::buffer(out_.front()),
-                      [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
-                          if (self->closed_) return;
-                          if (ec) {
-                              self->close();
-                              return;
-                          }
-                          self->out_.pop_front();
-                          self->write_next();
-                      });
+    asio::async_write(
+        socket_, asio::buffer(out_.front()),
+        [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+            if (self->closed_) return;
+            if (ec) {
+                self->close();
+                return;
+            }
+            self->out_.pop_front();
+            self->write_next();
+        });
 }
 
 void Connection::arm_idle() {

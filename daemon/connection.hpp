@@ -49,7 +49,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool reading_ = false;
     bool writing_ = false;
     bool in_call_ = false;
-    bool peer_done_ = false;         // EOF or read error: no more calls will come
+    bool peer_done_ = false;  // EOF or read error: no more calls will come
     bool close_after_flush_ = false;
     bool closed_ = false;
 };

@@ -125,7 +125,8 @@ UniqueX509Name make_name(const std::string& org, const std::string& cn) {
     UniqueX509Name n(X509_NAME_new());
     auto add = [&](const char* field, const std::string& v) {
         if (!X509_NAME_add_entry_by_txt(n.get(), field, MBSTRING_UTF8,
-                                        reinterpret_cast<const unsigned char*>(v.c_str()), -1, -1, 0))
+                                        reinterpret_cast<const unsigned char*>(v.c_str()), -1, -1,
+                                        0))
             openssl_fail("X509_NAME_add_entry");
     };
     add("C", "VN");
@@ -198,9 +199,9 @@ void run_quietly(const std::vector<std::string>& argv) {
         throw std::runtime_error("dev mode: " + argv[0] + " failed");
 }
 
-const std::array<const char*, 12> kSubjects{"TOAN", "NGUVAN", "TIENGANH", "GDCD",
-                                            "LSDL", "KHTN",   "CONGNGHE", "TINHOC",
-                                            "GDTC", "NGHETHUAT", "HDTNHN", "GDDP"};
+const std::array<const char*, 12> kSubjects{"TOAN", "NGUVAN",    "TIENGANH", "GDCD",
+                                            "LSDL", "KHTN",      "CONGNGHE", "TINHOC",
+                                            "GDTC", "NGHETHUAT", "HDTNHN",   "GDDP"};
 constexpr const char* kSchool = "94000123";
 
 }  // namespace
@@ -237,14 +238,29 @@ DevEnvironment::DevEnvironment(const Options& options) {
         for (const char* s : kSubjects) {
             char code[8];
             std::snprintf(code, sizeof code, "GV%03d", ++n);
-            people_.push_back({"subject_teacher", s, std::string("gvbm-") + s, code,
-                               std::string("Giao vien ") + s + " (" + code + ")", {}, false});
+            people_.push_back({"subject_teacher",
+                               s,
+                               std::string("gvbm-") + s,
+                               code,
+                               std::string("Giao vien ") + s + " (" + code + ")",
+                               {},
+                               false});
         }
-        people_.push_back({"homeroom_teacher", {}, "gvcn", "GVCN01",
-                           "Giao vien chu nhiem 6A1 (GVCN01)", {}, false});
+        people_.push_back({"homeroom_teacher",
+                           {},
+                           "gvcn",
+                           "GVCN01",
+                           "Giao vien chu nhiem 6A1 (GVCN01)",
+                           {},
+                           false});
         people_.push_back({"principal", {}, "ht", "HT01", "Hieu truong (HT01)", {}, false});
-        people_.push_back({"school", {}, "truong", kSchool,
-                           std::string("Truong THCS Le Quy Don (") + kSchool + ")", {}, true});
+        people_.push_back({"school",
+                           {},
+                           "truong",
+                           kSchool,
+                           std::string("Truong THCS Le Quy Don (") + kSchool + ")",
+                           {},
+                           true});
 
         std::vector<UniquePkey> keys;
         std::vector<UniqueX509> certs;
@@ -252,7 +268,8 @@ DevEnvironment::DevEnvironment(const Options& options) {
             keys.emplace_back(p.ec ? EVP_EC_gen("P-256") : EVP_RSA_gen(2048));
             if (!keys.back()) openssl_fail("key for " + p.name);
             auto name = make_name(kSchool, p.common_name);
-            certs.push_back(issue(keys.back().get(), name.get(), ca.get(), ca_key.get(), false, 825));
+            certs.push_back(
+                issue(keys.back().get(), name.get(), ca.get(), ca_key.get(), false, 825));
             p.certificate_path = (dir / "people" / (p.name + ".pem")).string();
             write_pem(p.certificate_path, certs.back().get());
         }
@@ -293,7 +310,8 @@ DevEnvironment::DevEnvironment(const Options& options) {
                 } else {
                     ec_pending = true;
                 }
-                if (PKCS11_store_certificate(slot->token, certs[i].get(), label, &id, 1, nullptr) != 0)
+                if (PKCS11_store_certificate(slot->token, certs[i].get(), label, &id, 1, nullptr) !=
+                    0)
                     openssl_fail("storing the certificate of " + people_[i].name);
             }
             PKCS11_logout(slot);
@@ -316,7 +334,8 @@ DevEnvironment::DevEnvironment(const Options& options) {
                 std::snprintf(id, sizeof id, "%02x", static_cast<unsigned>(i + 1));
                 try {
                     run_quietly({"softhsm2-util", "--import", key_file.string(), "--token",
-                                 kTokenLabel, "--label", people_[i].name, "--id", id, "--pin", pin_});
+                                 kTokenLabel, "--label", people_[i].name, "--id", id, "--pin",
+                                 pin_});
                 } catch (...) {
                     fs::remove(key_file);
                     throw;
@@ -358,8 +377,11 @@ std::string DevEnvironment::announcement(hsm::TokenManager& tokens) const {
         for (const auto& k : keys)
             if (k.label == p.name) key = k.uri;
         if (key.empty()) throw std::runtime_error("dev mode: no key " + p.name + " on the token");
-        boost::json::object o{{"role", p.role}, {"name", p.name}, {"person", p.person},
-                              {"key", key}, {"certificate", p.certificate_path}};
+        boost::json::object o{{"role", p.role},
+                              {"name", p.name},
+                              {"person", p.person},
+                              {"key", key},
+                              {"certificate", p.certificate_path}};
         if (!p.subject.empty()) o["subject"] = p.subject;
         people.push_back(std::move(o));
     }

@@ -18,7 +18,7 @@ namespace hbsd::daemon::devmode {
 
 struct Options {
     std::string socket_path;
-    std::string module_path;  // the SoftHSM2 PKCS#11 module
+    std::string module_path;   // the SoftHSM2 PKCS#11 module
     std::vector<uid_t> grant;  // uids that get every capability
 };
 

@@ -54,7 +54,9 @@ static_assert(ready != later);
 
 }  // namespace
 
-std::span<const MethodEntry> Dispatcher::table() noexcept { return kTable; }
+std::span<const MethodEntry> Dispatcher::table() noexcept {
+    return kTable;
+}
 
 const MethodEntry* Dispatcher::find(std::string_view qualified) noexcept {
     const auto [iface, name] = protocol::split_method(qualified);

@@ -61,7 +61,8 @@ class Dispatcher {
     // Runs the handler; any exception other than hbsd::Error becomes Error::internal (the
     // cause goes to the log only). PermissionDenied raised inside (e.g. another uid's session)
     // passes the refusal hook too.
-    boost::json::object invoke(const MethodEntry& entry, Services& services, Request& request) const;
+    boost::json::object invoke(const MethodEntry& entry, Services& services,
+                               Request& request) const;
 
     static std::span<const MethodEntry> table() noexcept;
     static const MethodEntry* find(std::string_view qualified_method) noexcept;

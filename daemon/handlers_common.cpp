@@ -18,12 +18,8 @@ protocol::Token to_wire(const hsm::TokenInfo& t) {
 }
 
 protocol::Key to_wire(const hsm::KeyInfo& k) {
-    return {k.uri,
-            k.label,
-            k.algorithm == hsm::KeyAlgorithm::rsa ? "rsa" : "ec",
-            k.bits,
-            k.certificate_pem,
-            k.fingerprint};
+    return {k.uri,  k.label,           k.algorithm == hsm::KeyAlgorithm::rsa ? "rsa" : "ec",
+            k.bits, k.certificate_pem, k.fingerprint};
 }
 
 protocol::SignatureInfo to_wire(const dsig::SignatureReport& s, const Services& services,

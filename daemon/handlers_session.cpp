@@ -34,8 +34,8 @@ json::object open_session(Services& s, Request& r) {
         std::min<std::int64_t>(ttl_in.value_or(l.session_ttl_s), l.session_ttl_max_s);
 
     hsm::Login login = s.tokens->login(token, pin);
-    auto opened = s.sessions.open(r.caller.uid, std::move(login), std::chrono::seconds(ttl),
-                                  max_signatures);
+    auto opened =
+        s.sessions.open(r.caller.uid, std::move(login), std::chrono::seconds(ttl), max_signatures);
     return {{"session", opened.id}, {"expires_at", rfc3339(opened.expires_at)}};
 }
 

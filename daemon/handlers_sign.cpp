@@ -38,8 +38,8 @@ struct KeyContext {
 What read_what(Request& r) {
     What w;
     w.key = r.params.string("key");
-    const auto role =
-        r.params.enumeration("role", {"subject_teacher", "homeroom_teacher", "principal", "school"});
+    const auto role = r.params.enumeration(
+        "role", {"subject_teacher", "homeroom_teacher", "principal", "school"});
     w.stage = *dsig::stage_from_string(role);
     w.year = r.params.string("year");
     w.subject = r.params.opt_string("subject");
@@ -56,9 +56,12 @@ hsm::Mechanism mechanism_for(const std::vector<unsigned char>& der) {
     std::unique_ptr<X509, X509Free> cert{d2i_X509(nullptr, &p, static_cast<long>(der.size()))};
     if (!cert) throw Error::policy("wrong_key", "the certificate beside the key is not valid DER");
     switch (EVP_PKEY_get_base_id(X509_get0_pubkey(cert.get()))) {
-        case EVP_PKEY_RSA: return hsm::Mechanism::rsa_pkcs1_sha256;
-        case EVP_PKEY_EC: return hsm::Mechanism::ecdsa_sha256;
-        default: throw Error::policy("wrong_key", "the certificate's key is neither RSA nor EC");
+        case EVP_PKEY_RSA:
+            return hsm::Mechanism::rsa_pkcs1_sha256;
+        case EVP_PKEY_EC:
+            return hsm::Mechanism::ecdsa_sha256;
+        default:
+            throw Error::policy("wrong_key", "the certificate's key is neither RSA nor EC");
     }
 }
 
@@ -108,7 +111,8 @@ template <class Make>
 json::object idempotent(Services& s, Request& r, const What& w, const std::string& document,
                         const std::optional<std::string>& request_id, Make&& make) {
     if (!request_id) return make();
-    if (request_id->empty() || request_id->size() > 256) throw Error::invalid_parameter("request_id");
+    if (request_id->empty() || request_id->size() > 256)
+        throw Error::invalid_parameter("request_id");
     const std::string digest = request_digest(w, document);
     auto hold = s.requests.enter(r.caller.uid, *request_id);
     if (auto done = s.idempotency->find(r.caller.uid, *request_id, digest)) return *done;
@@ -129,7 +133,8 @@ json::object sign_one(Services& s, Request& r, const std::string& session, const
 
     dsig::Signer signer{kc.key.certificate_der, [&](std::span<const unsigned char> md) {
                             try {
-                                return s.tokens->sign(*kc.lease.login, kc.key.uri, kc.mechanism, md);
+                                return s.tokens->sign(*kc.lease.login, kc.key.uri, kc.mechanism,
+                                                      md);
                             } catch (const Error& e) {
                                 if (e.code() == Errc::TokenNotPresent)
                                     s.sessions.end_token(kc.lease.token_uri);
@@ -169,7 +174,8 @@ json::object sign_batch(Services& s, Request& r) {
     const What w = read_what(r);
     const auto& items_json = r.params.array("items");
     r.params.finish();
-    if (items_json.size() > s.config.limits.max_batch_items) throw Error::invalid_parameter("items");
+    if (items_json.size() > s.config.limits.max_batch_items)
+        throw Error::invalid_parameter("items");
     std::vector<protocol::BatchItem> items;
     items.reserve(items_json.size());
     for (const auto& v : items_json) {
@@ -179,9 +185,9 @@ json::object sign_batch(Services& s, Request& r) {
         if (!d || !d->is_string() || (id && !id->is_null() && !id->is_string()) ||
             o->size() != 1u + (id ? 1u : 0u))
             throw Error::invalid_parameter("items");
-        items.push_back({std::string(d->get_string()),
-                         id && id->is_string() ? std::optional<std::string>(id->get_string())
-                                               : std::nullopt});
+        items.push_back(
+            {std::string(d->get_string()),
+             id && id->is_string() ? std::optional<std::string>(id->get_string()) : std::nullopt});
     }
 
     // Session, key and trust are the same for every item: a failure there fails the call.
@@ -190,13 +196,15 @@ json::object sign_batch(Services& s, Request& r) {
     for (std::size_t i = 0; i < items.size(); ++i) {
         protocol::BatchResult br;
         try {
-            auto one = idempotent(s, r, w, items[i].document, items[i].request_id,
-                                  [&] { return sign_one(s, r, session, w, kc, items[i].document); });
+            auto one = idempotent(s, r, w, items[i].document, items[i].request_id, [&] {
+                return sign_one(s, r, session, w, kc, items[i].document);
+            });
             br.document = std::string(one.at("document").as_string());
             br.signature = json::value_to<protocol::SignatureInfo>(one.at("signature"));
             br.audit_seq = one.at("audit_seq").as_int64();
         } catch (const Error& e) {
-            if (e.code() == Errc::Internal) log::error("%s item %zu: %s", r.call.method.c_str(), i, e.what());
+            if (e.code() == Errc::Internal)
+                log::error("%s item %zu: %s", r.call.method.c_str(), i, e.what());
             br.error = std::string(error_name(e.code()));
             br.error_parameters = e.parameters();
         } catch (const std::exception& e) {

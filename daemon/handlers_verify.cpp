@@ -30,11 +30,15 @@ json::object verify(Services& s, Request& r) {
     }
     // Registration is not part of the verdict until the registry exists; trust is.
     switch (report.verdict()) {
-        case dsig::Report::Verdict::valid: out.verdict = untrusted ? "invalid" : "valid"; break;
+        case dsig::Report::Verdict::valid:
+            out.verdict = untrusted ? "invalid" : "valid";
+            break;
         case dsig::Report::Verdict::incomplete:
             out.verdict = untrusted ? "invalid" : "incomplete";
             break;
-        case dsig::Report::Verdict::invalid: out.verdict = "invalid"; break;
+        case dsig::Report::Verdict::invalid:
+            out.verdict = "invalid";
+            break;
     }
     return protocol::to_object(out);
 }

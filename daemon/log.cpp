@@ -18,10 +18,14 @@ void emit(const char* prefix, const char* fmt, va_list ap) noexcept {
 
 }  // namespace
 
-void set_verbose(bool verbose) noexcept { g_verbose = verbose; }
-void set_quiet(bool quiet) noexcept { g_quiet = quiet; }
+void set_verbose(bool verbose) noexcept {
+    g_verbose = verbose;
+}
+void set_quiet(bool quiet) noexcept {
+    g_quiet = quiet;
+}
 
-#define HBSD_LOG_FN(name, prefix, cond) \
+#define HBSD_LOG_FN(name, prefix, cond)        \
     void name(const char* fmt, ...) noexcept { \
         if (!(cond)) return;                   \
         va_list ap;                            \

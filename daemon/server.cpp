@@ -118,7 +118,8 @@ void Server::accept() {
         }
         if (connections_.size() >= services_.config.limits.max_connections) {
             // Tell the peer why before hanging up; never block the I/O thread on it.
-            const auto f = protocol::encode_frame(protocol::encode_error(Error::busy(kBusyRetryMs)));
+            const auto f =
+                protocol::encode_frame(protocol::encode_error(Error::busy(kBusyRetryMs)));
             boost::system::error_code ignored;
             socket.non_blocking(true, ignored);
             socket.write_some(asio::buffer(f), ignored);
@@ -134,8 +135,15 @@ void Server::accept() {
 
 void Server::sweep() {
     if (draining_) return;
-    // Ending a session logs its token out: a PKCS#11 call, so not on this thread.
-    asio::post(pool_, [this] { services_.sessions.sweep(); });
+    // Ending a session logs its token out, and looking for gone tokens asks PKCS#11: not on
+    // this thread. A failure here must not take the daemon down; the next round retries.
+    asio::post(pool_, [this] {
+        try {
+            housekeeping(services_);
+        } catch (const std::exception& e) {
+            log::warning("housekeeping: %s", e.what());
+        }
+    });
     sweep_timer_.expires_after(std::chrono::seconds(1));
     sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
         if (!ec) sweep();

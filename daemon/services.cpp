@@ -19,4 +19,11 @@ std::optional<std::string> trust_problem(const Services& services,
     return std::string(policies::to_string(r.problem)) + ": " + r.detail;
 }
 
+void housekeeping(Services& services) {
+    services.sessions.sweep();
+    if (services.sessions.active() == 0) return;
+    for (const auto& t : services.tokens->list_tokens())
+        if (!t.present) services.sessions.end_token(t.uri);
+}
+
 }  // namespace hbsd::daemon

@@ -50,6 +50,11 @@ std::optional<std::string> trust_problem(const Services& services,
                                          std::span<const unsigned char> certificate_der,
                                          std::chrono::system_clock::time_point at);
 
+// Periodic, on a worker thread: ends sessions past their ttl and, while any session is open,
+// sessions whose token has gone (so that a removed card ends its session even when no one
+// signs with it).
+void housekeeping(Services& services);
+
 // The interface text of vn.hocbaso.Signer, embedded at build time from the .varlink file.
 std::string_view signer_interface_description() noexcept;
 // org.varlink.service, as every Varlink service describes it.

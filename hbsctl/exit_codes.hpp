@@ -7,42 +7,51 @@ namespace hbsd::hbsctl {
 
 enum Exit : int {
     ok = 0,
-    internal = 1,          // the daemon's Internal error, a malformed reply, anything unexpected
-    usage = 2,             // bad command line, or the daemon refused the call's parameters
-    connection = 3,        // cannot connect, or the connection broke
-    permission = 4,        // PermissionDenied
-    policy = 5,            // PolicyViolation
-    invalid_document = 6,  // InvalidDocument, DocumentTooLarge, or an input file that cannot be read
-    token = 7,             // TokenNotFound/NotPresent, KeyNotFound, PinIncorrect/Locked, Session*
-    verify_invalid = 8,    // verify: verdict invalid
-    verify_incomplete = 9, // verify: verdict incomplete
-    busy = 10,             // Busy: try again later
-    not_found = 11,        // CertificateNotFound, CertificateInvalid, RecordNotFound
-    batch_partial = 12,    // sign-batch: some items failed (each is reported)
+    internal = 1,    // the daemon's Internal error, a malformed reply, anything unexpected
+    usage = 2,       // bad command line, or the daemon refused the call's parameters
+    connection = 3,  // cannot connect, or the connection broke
+    permission = 4,  // PermissionDenied
+    policy = 5,      // PolicyViolation
+    invalid_document =
+        6,               // InvalidDocument, DocumentTooLarge, or an input file that cannot be read
+    token = 7,           // TokenNotFound/NotPresent, KeyNotFound, PinIncorrect/Locked, Session*
+    verify_invalid = 8,  // verify: verdict invalid
+    verify_incomplete = 9,  // verify: verdict incomplete
+    busy = 10,              // Busy: try again later
+    not_found = 11,         // CertificateNotFound, CertificateInvalid, RecordNotFound
+    batch_partial = 12,     // sign-batch: some items failed (each is reported)
 };
 
 constexpr int exit_code_for(Errc e) noexcept {
     switch (e) {
-        case Errc::PermissionDenied: return permission;
-        case Errc::PolicyViolation: return policy;
+        case Errc::PermissionDenied:
+            return permission;
+        case Errc::PolicyViolation:
+            return policy;
         case Errc::InvalidDocument:
-        case Errc::DocumentTooLarge: return invalid_document;
+        case Errc::DocumentTooLarge:
+            return invalid_document;
         case Errc::TokenNotFound:
         case Errc::TokenNotPresent:
         case Errc::KeyNotFound:
         case Errc::PinIncorrect:
         case Errc::PinLocked:
         case Errc::SessionNotFound:
-        case Errc::SessionExpired: return token;
+        case Errc::SessionExpired:
+            return token;
         case Errc::CertificateNotFound:
         case Errc::CertificateInvalid:
-        case Errc::RecordNotFound: return not_found;
-        case Errc::Busy: return busy;
+        case Errc::RecordNotFound:
+            return not_found;
+        case Errc::Busy:
+            return busy;
         case Errc::MethodNotFound:
         case Errc::InvalidParameter:
         case Errc::InterfaceNotFound:
-        case Errc::ExpectedMore: return usage;
-        case Errc::Internal: return internal;
+        case Errc::ExpectedMore:
+            return usage;
+        case Errc::Internal:
+            return internal;
     }
     return internal;
 }

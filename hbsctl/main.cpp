@@ -36,7 +36,9 @@ struct Secret {
     ~Secret() { OPENSSL_cleanse(value.data(), value.size()); }
 };
 
-void print_json(const json::value& v) { std::cout << json::serialize(v) << '\n'; }
+void print_json(const json::value& v) {
+    std::cout << json::serialize(v) << '\n';
+}
 
 std::string joined(const std::vector<std::string>& v, const char* sep = ", ") {
     std::string s;
@@ -57,16 +59,18 @@ void print_signature(const hbsd::protocol::SignatureInfo& s, const char* indent 
 }
 
 void print_token(const hbsd::protocol::Token& t) {
-    std::printf("%s\n  label: %s  manufacturer: %s  model: %s  serial: %s\n  present: %s  "
-                "logged in: %s%s%s\n",
-                t.uri.c_str(), t.label.c_str(), t.manufacturer.c_str(), t.model.c_str(),
-                t.serial.c_str(), t.present ? "yes" : "no", t.logged_in ? "yes" : "no",
-                t.reader ? "  reader: " : "", t.reader ? t.reader->c_str() : "");
+    std::printf(
+        "%s\n  label: %s  manufacturer: %s  model: %s  serial: %s\n  present: %s  "
+        "logged in: %s%s%s\n",
+        t.uri.c_str(), t.label.c_str(), t.manufacturer.c_str(), t.model.c_str(), t.serial.c_str(),
+        t.present ? "yes" : "no", t.logged_in ? "yes" : "no", t.reader ? "  reader: " : "",
+        t.reader ? t.reader->c_str() : "");
 }
 
 int report_error(const Globals& g, const Error& e) {
     if (g.json)
-        print_json(json::object{{"error", hbsd::error_name(e.code())}, {"parameters", e.parameters()}});
+        print_json(
+            json::object{{"error", hbsd::error_name(e.code())}, {"parameters", e.parameters()}});
     std::fprintf(stderr, "hbsctl: %s\n", e.what());
     return exit_code_for(e.code());
 }
@@ -84,7 +88,8 @@ struct SignArgs {
 };
 
 void add_sign_options(CLI::App* c, SignArgs& a) {
-    c->add_option("--session", a.session, "session id from `hbsctl open-session` (or $HBSD_SESSION)")
+    c->add_option("--session", a.session,
+                  "session id from `hbsctl open-session` (or $HBSD_SESSION)")
         ->envname("HBSD_SESSION")
         ->required();
     c->add_option("--key", a.key, "pkcs11: URI of the private key")->required();
@@ -110,7 +115,8 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     Globals g;
     if (const char* s = std::getenv("HBSD_SOCKET")) g.socket = s;
-    app.add_option("-s,--socket", g.socket, "daemon socket (or $HBSD_SOCKET)")->capture_default_str();
+    app.add_option("-s,--socket", g.socket, "daemon socket (or $HBSD_SOCKET)")
+        ->capture_default_str();
     app.add_flag("--json", g.json, "print the daemon's reply as JSON");
 
     std::function<int(Client&)> action;
@@ -188,7 +194,8 @@ int main(int argc, char** argv) {
     bool quiet = false;
     auto* open = app.add_subcommand("open-session", "log in to a token (PIN from the terminal)");
     open->add_option("token", token, "pkcs11: URI of the token")->required();
-    open->add_option("--pin-fd", pin_fd, "read the PIN from this file descriptor, not the terminal");
+    open->add_option("--pin-fd", pin_fd,
+                     "read the PIN from this file descriptor, not the terminal");
     open->add_option("--ttl", ttl, "session lifetime in seconds (the daemon caps it)");
     open->add_option("--max-signatures", max_signatures, "end the session after N signatures");
     open->add_flag("-q,--quiet", quiet, "print only the session id (for $(...))");
@@ -254,9 +261,12 @@ int main(int argc, char** argv) {
     std::optional<std::string> request_prefix;
     auto* batch = app.add_subcommand("sign-batch", "sign many records, one result per record");
     add_sign_options(batch, ba);
-    batch->add_option("-o,--output-dir", output_dir, "directory for the signed documents (same names)")
+    batch
+        ->add_option("-o,--output-dir", output_dir,
+                     "directory for the signed documents (same names)")
         ->required();
-    batch->add_option("--chunk", chunk, "records per SignBatch call")->capture_default_str()
+    batch->add_option("--chunk", chunk, "records per SignBatch call")
+        ->capture_default_str()
         ->check(CLI::Range(1, 100000));
     batch->add_option("--request-id-prefix", request_prefix,
                       "request_id of each record: PREFIX + its file name (idempotent retries)");
@@ -278,32 +288,33 @@ int main(int argc, char** argv) {
                 auto p = sign_params(ba);
                 p["items"] = std::move(items);
                 std::size_t i = start;
-                c.call_more(std::string(kSigner) + "SignBatch", std::move(p),
-                            [&](const json::object& r, bool) {
-                                for (const auto& v : r.at("results").as_array()) {
-                                    auto br = json::value_to<hbsd::protocol::BatchResult>(v);
-                                    const auto name = std::filesystem::path(inputs[i]).filename();
-                                    json::object line{{"file", inputs[i]}};
-                                    if (br.document) {
-                                        write_output((std::filesystem::path(output_dir) / name).string(),
-                                                     *br.document);
-                                        line["audit_seq"] = br.audit_seq.value_or(0);
-                                        ++done;
-                                        if (!g.json) std::printf("ok   %s\n", inputs[i].c_str());
-                                    } else {
-                                        ++failed;
-                                        line["error"] = br.error.value_or("");
-                                        line["error_parameters"] =
-                                            br.error_parameters.value_or(json::object{});
-                                        if (!g.json)
-                                            std::printf("FAIL %s: %s %s\n", inputs[i].c_str(),
-                                                        br.error.value_or("").c_str(),
-                                                        json::serialize(line["error_parameters"]).c_str());
-                                    }
-                                    if (g.json) all.push_back(std::move(line));
-                                    ++i;
-                                }
-                            });
+                c.call_more(
+                    std::string(kSigner) + "SignBatch", std::move(p),
+                    [&](const json::object& r, bool) {
+                        for (const auto& v : r.at("results").as_array()) {
+                            auto br = json::value_to<hbsd::protocol::BatchResult>(v);
+                            const auto name = std::filesystem::path(inputs[i]).filename();
+                            json::object line{{"file", inputs[i]}};
+                            if (br.document) {
+                                write_output((std::filesystem::path(output_dir) / name).string(),
+                                             *br.document);
+                                line["audit_seq"] = br.audit_seq.value_or(0);
+                                ++done;
+                                if (!g.json) std::printf("ok   %s\n", inputs[i].c_str());
+                            } else {
+                                ++failed;
+                                line["error"] = br.error.value_or("");
+                                line["error_parameters"] =
+                                    br.error_parameters.value_or(json::object{});
+                                if (!g.json)
+                                    std::printf("FAIL %s: %s %s\n", inputs[i].c_str(),
+                                                br.error.value_or("").c_str(),
+                                                json::serialize(line["error_parameters"]).c_str());
+                            }
+                            if (g.json) all.push_back(std::move(line));
+                            ++i;
+                        }
+                    });
             }
             if (g.json)
                 print_json(json::object{{"signed", done}, {"failed", failed}, {"results", all}});

@@ -13,8 +13,7 @@ namespace json = boost::json;
 UniqueFd connect_unix(const std::string& path) {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
-    if (path.size() >= sizeof addr.sun_path)
-        throw ConnectionError("socket path too long: " + path);
+    if (path.size() >= sizeof addr.sun_path) throw ConnectionError("socket path too long: " + path);
     std::memcpy(addr.sun_path, path.data(), path.size());
     UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd) throw ConnectionError(std::string("socket: ") + std::strerror(errno));
@@ -62,8 +61,7 @@ std::optional<std::string> Client::read_frame() {
             throw ConnectionError(std::string("recv: ") + std::strerror(errno));
         }
         if (n == 0) return std::nullopt;
-        if (decoder_.feed({buf, static_cast<std::size_t>(n)}) ==
-            FrameDecoder::Status::too_large)
+        if (decoder_.feed({buf, static_cast<std::size_t>(n)}) == FrameDecoder::Status::too_large)
             throw ConnectionError("reply larger than the client's limit");
     }
     return decoder_.next();

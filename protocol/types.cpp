@@ -9,7 +9,9 @@ namespace {
 
 // Input helpers: a record that lacks a required field or has the wrong type is a protocol
 // error of the peer; value_to throws, and the client reports it as a malformed reply.
-const json::object& obj(const json::value& v) { return v.as_object(); }
+const json::object& obj(const json::value& v) {
+    return v.as_object();
+}
 
 std::string str(const json::object& o, std::string_view k) {
     return std::string(o.at(k).as_string());
@@ -19,8 +21,12 @@ std::optional<std::string> opt_str(const json::object& o, std::string_view k) {
     if (!v || v->is_null()) return std::nullopt;
     return std::string(v->as_string());
 }
-bool boolean(const json::object& o, std::string_view k) { return o.at(k).as_bool(); }
-std::int64_t integer(const json::object& o, std::string_view k) { return o.at(k).to_number<std::int64_t>(); }
+bool boolean(const json::object& o, std::string_view k) {
+    return o.at(k).as_bool();
+}
+std::int64_t integer(const json::object& o, std::string_view k) {
+    return o.at(k).to_number<std::int64_t>();
+}
 std::optional<std::int64_t> opt_int(const json::object& o, std::string_view k) {
     const auto* v = o.if_contains(k);
     if (!v || v->is_null()) return std::nullopt;
@@ -45,29 +51,34 @@ std::vector<T> list(const json::object& o, std::string_view k) {
 }  // namespace
 
 void tag_invoke(json::value_from_tag, json::value& v, const Token& x) {
-    json::object o{{"uri", x.uri},       {"label", x.label},     {"manufacturer", x.manufacturer},
-                   {"model", x.model},   {"serial", x.serial},   {"present", x.present},
+    json::object o{{"uri", x.uri},
+                   {"label", x.label},
+                   {"manufacturer", x.manufacturer},
+                   {"model", x.model},
+                   {"serial", x.serial},
+                   {"present", x.present},
                    {"logged_in", x.logged_in}};
     put_opt(o, "reader", x.reader);
     v = std::move(o);
 }
 Token tag_invoke(json::value_to_tag<Token>, const json::value& v) {
     const auto& o = obj(v);
-    return {str(o, "uri"),           str(o, "label"),         str(o, "manufacturer"),
-            str(o, "model"),         str(o, "serial"),        boolean(o, "present"),
-            opt_str(o, "reader"),    boolean(o, "logged_in")};
+    return {str(o, "uri"),        str(o, "label"),        str(o, "manufacturer"),
+            str(o, "model"),      str(o, "serial"),       boolean(o, "present"),
+            opt_str(o, "reader"), boolean(o, "logged_in")};
 }
 
 void tag_invoke(json::value_from_tag, json::value& v, const Key& x) {
-    json::object o{{"uri", x.uri}, {"label", x.label}, {"algorithm", x.algorithm}, {"bits", x.bits}};
+    json::object o{
+        {"uri", x.uri}, {"label", x.label}, {"algorithm", x.algorithm}, {"bits", x.bits}};
     put_opt(o, "certificate", x.certificate);
     put_opt(o, "fingerprint", x.fingerprint);
     v = std::move(o);
 }
 Key tag_invoke(json::value_to_tag<Key>, const json::value& v) {
     const auto& o = obj(v);
-    return {str(o, "uri"), str(o, "label"), str(o, "algorithm"), integer(o, "bits"),
-            opt_str(o, "certificate"), opt_str(o, "fingerprint")};
+    return {str(o, "uri"),      str(o, "label"),           str(o, "algorithm"),
+            integer(o, "bits"), opt_str(o, "certificate"), opt_str(o, "fingerprint")};
 }
 
 void tag_invoke(json::value_from_tag, json::value& v, const SignatureInfo& x) {

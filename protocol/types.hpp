@@ -62,7 +62,7 @@ struct VerifyResult {
     std::vector<SignatureInfo> signatures;
 };
 
-#define HBSD_PROTOCOL_JSON(T)                                                         \
+#define HBSD_PROTOCOL_JSON(T)                                                        \
     void tag_invoke(boost::json::value_from_tag, boost::json::value& v, const T& x); \
     T tag_invoke(boost::json::value_to_tag<T>, const boost::json::value& v);
 HBSD_PROTOCOL_JSON(Token)

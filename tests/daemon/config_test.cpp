@@ -1,5 +1,5 @@
-#include "tests/support/catch.hpp"
 #include "daemon/config.hpp"
+#include "tests/support/catch.hpp"
 
 #include <string>
 
@@ -96,19 +96,23 @@ TEST_CASE("config: errors name file line and column") {
           "hbsd.toml:2:1: unknown key 'max_conections' in [limits]");
     CHECK(error_of("socket_path = \"/x\"\n") ==
           "hbsd.toml:1:1: unknown key 'socket_path' in the top level");
-    CHECK(error_of("[socket]\npath = 5\n").rfind("hbsd.toml:2:8: socket.path must be a string", 0) == 0);
+    CHECK(
+        error_of("[socket]\npath = 5\n").rfind("hbsd.toml:2:8: socket.path must be a string", 0) ==
+        0);
     CHECK(error_of("[socket]\npath = \"relative.sock\"\n") ==
           "hbsd.toml:2:8: socket.path must be an absolute path");
     CHECK(error_of("[[access]]\nuser = \"root\"\ncapabilities = [\"sing\"]\n") ==
           "hbsd.toml:3:17: unknown capability 'sing' (read, sign, admin)");
     CHECK(error_of("[[access]]\nuser = \"no-such-user-hbsd\"\ncapabilities = [\"read\"]\n") ==
           "hbsd.toml:2:8: no such user 'no-such-user-hbsd'");
-    CHECK(error_of("[[access]]\ncapabilities = [\"read\"]\n").rfind(
-              "hbsd.toml:1:1: [[access]] needs exactly one of user or group", 0) == 0);
-    CHECK(error_of("[[module]]\nname = \"a\"\npath = \"/x\"\n[[module]]\nname = \"a\"\npath = \"/y\"\n") ==
-          "hbsd.toml:5:8: duplicate module name 'a'");
-    CHECK(error_of("[limits]\nsession_ttl_s = 100\nsession_ttl_max_s = 50\n").find(
-              "session_ttl_s must not exceed session_ttl_max_s") != std::string::npos);
+    CHECK(error_of("[[access]]\ncapabilities = [\"read\"]\n")
+              .rfind("hbsd.toml:1:1: [[access]] needs exactly one of user or group", 0) == 0);
+    CHECK(
+        error_of(
+            "[[module]]\nname = \"a\"\npath = \"/x\"\n[[module]]\nname = \"a\"\npath = \"/y\"\n") ==
+        "hbsd.toml:5:8: duplicate module name 'a'");
+    CHECK(error_of("[limits]\nsession_ttl_s = 100\nsession_ttl_max_s = 50\n")
+              .find("session_ttl_s must not exceed session_ttl_max_s") != std::string::npos);
 }
 
 TEST_CASE("config: TOML syntax errors carry the position toml++ reports") {

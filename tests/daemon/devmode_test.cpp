@@ -1,7 +1,7 @@
 // hbsd --dev --socket PATH: provisions a demo PKI and token, prints one JSON line, serves the
 // whole four-stage chain, and removes everything on SIGTERM.
-#include "tests/support/catch.hpp"
 #include "harness.hpp"
+#include "tests/support/catch.hpp"
 
 #include <poll.h>
 #include <signal.h>
@@ -38,7 +38,8 @@ struct DevDaemon {
         ::close(p[1]);
         pollfd pfd{p[0], POLLIN, 0};
         char c;
-        while (::poll(&pfd, 1, 60000) == 1 && ::read(p[0], &c, 1) == 1 && c != '\n') line.push_back(c);
+        while (::poll(&pfd, 1, 60000) == 1 && ::read(p[0], &c, 1) == 1 && c != '\n')
+            line.push_back(c);
         ::close(p[0]);
     }
     ~DevDaemon() {
@@ -76,8 +77,10 @@ TEST_CASE("devmode: one JSON line, the whole chain, clean exit") {
     for (const auto& v : people) {
         const auto& p = v.as_object();
         std::string role(p.at("role").as_string());
-        if (role == "subject_teacher") role += "/" + std::string(p.at("subject").as_string());
-        else CHECK_FALSE(p.contains("subject"));
+        if (role == "subject_teacher")
+            role += "/" + std::string(p.at("subject").as_string());
+        else
+            CHECK_FALSE(p.contains("subject"));
         CHECK(p.at("name").is_string());
         CHECK(p.at("person").is_string());
         CHECK(fs::exists(std::string(p.at("certificate").as_string())));
@@ -89,9 +92,12 @@ TEST_CASE("devmode: one JSON line, the whole chain, clean exit") {
 
     auto c = protocol::Client::connect(socket);
     const std::string session(
-        c.call("vn.hocbaso.Signer.OpenSession", {{"token", token}, {"pin", pin}}).at("session").as_string());
+        c.call("vn.hocbaso.Signer.OpenSession", {{"token", token}, {"pin", pin}})
+            .at("session")
+            .as_string());
     std::string doc = fixture();
-    auto sign = [&](const std::string& role, const std::string& key, std::optional<std::string> subject) {
+    auto sign = [&](const std::string& role, const std::string& key,
+                    std::optional<std::string> subject) {
         auto r = c.call("vn.hocbaso.Signer.Sign", sign_params(session, key, role, doc, subject));
         doc = std::string(r.at("document").as_string());
     };

@@ -1,9 +1,8 @@
 // The dispatch table against the contract, and routing refusals (no token needed).
-#include "tests/support/catch.hpp"
 #include "daemon/dispatch.hpp"
+#include "tests/support/catch.hpp"
 
 #include <fstream>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -12,19 +11,23 @@ using namespace hbsd::daemon;
 
 namespace {
 
+// "method Name(" at the start of a line of the .varlink file. (No std::regex: GCC 12 warns
+// inside it under ASan, and -Werror makes that fatal.)
 std::set<std::string> contract_methods() {
     std::ifstream in(HBSD_VARLINK);
-    std::stringstream s;
-    s << in.rdbuf();
-    const std::string text = s.str();
     std::set<std::string> out;
-    const std::regex re(R"(^method (\w+)\()", std::regex::multiline);
-    for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator(); ++it)
-        out.insert("vn.hocbaso.Signer." + (*it)[1].str());
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("method ", 0) != 0) continue;
+        const auto paren = line.find('(');
+        if (paren != std::string::npos) out.insert("vn.hocbaso.Signer." + line.substr(7, paren - 7));
+    }
     return out;
 }
 
-Caller caller_with(CapabilitySet caps) { return Caller{1000, 1000, 1, caps}; }
+Caller caller_with(CapabilitySet caps) {
+    return Caller{1000, 1000, 1, caps};
+}
 
 std::string route_outcome(const Dispatcher& d, const Caller& c, const std::string& method,
                           bool more = false) {
@@ -58,10 +61,10 @@ TEST_CASE("dispatch: capabilities follow the contract's header") {
         CHECK(needs(m) == Capability::read);
     for (auto m : {"OpenSession", "CloseSession", "Sign", "SignBatch"})
         CHECK(needs(m) == Capability::sign);
-    for (auto m : {"RegisterCertificate", "ApproveCertificate", "RevokeCertificate",
-                   "ListCertificates", "AssignRole", "UnassignRole", "ListAssignments",
-                   "SetYearLock", "RequestRevocation", "DecideRevocation", "TransferRecord",
-                   "GetAuditLog", "VerifyAuditLog"})
+    for (auto m :
+         {"RegisterCertificate", "ApproveCertificate", "RevokeCertificate", "ListCertificates",
+          "AssignRole", "UnassignRole", "ListAssignments", "SetYearLock", "RequestRevocation",
+          "DecideRevocation", "TransferRecord", "GetAuditLog", "VerifyAuditLog"})
         CHECK(needs(m) == Capability::admin);
 }
 
@@ -76,9 +79,11 @@ TEST_CASE("dispatch: refusals before any handler") {
     const auto admin = caller_with(closure(Capability::admin));
 
     CHECK(route_outcome(d, none, "org.varlink.service.GetInfo") == "ok");
-    CHECK(route_outcome(d, none, "vn.hocbaso.Signer.Status") == "vn.hocbaso.Signer.PermissionDenied");
+    CHECK(route_outcome(d, none, "vn.hocbaso.Signer.Status") ==
+          "vn.hocbaso.Signer.PermissionDenied");
     CHECK(route_outcome(d, reader, "vn.hocbaso.Signer.Status") == "ok");
-    CHECK(route_outcome(d, reader, "vn.hocbaso.Signer.Sign") == "vn.hocbaso.Signer.PermissionDenied");
+    CHECK(route_outcome(d, reader, "vn.hocbaso.Signer.Sign") ==
+          "vn.hocbaso.Signer.PermissionDenied");
     CHECK(route_outcome(d, signer, "vn.hocbaso.Signer.Sign") == "ok");
     CHECK(route_outcome(d, signer, "vn.hocbaso.Signer.SetYearLock") ==
           "vn.hocbaso.Signer.PermissionDenied");
@@ -90,7 +95,8 @@ TEST_CASE("dispatch: refusals before any handler") {
           "org.varlink.service.MethodNotFound");
     CHECK(route_outcome(d, admin, "vn.hocbaso.Signer.NoSuchMethod") ==
           "org.varlink.service.MethodNotFound");
-    CHECK(route_outcome(d, admin, "org.example.Thing.Do") == "org.varlink.service.InterfaceNotFound");
+    CHECK(route_outcome(d, admin, "org.example.Thing.Do") ==
+          "org.varlink.service.InterfaceNotFound");
     CHECK(route_outcome(d, admin, "NoDots") == "org.varlink.service.InterfaceNotFound");
     CHECK(route_outcome(d, reader, "vn.hocbaso.Signer.WatchEvents") ==
           "org.varlink.service.ExpectedMore");

@@ -23,7 +23,9 @@ void run(const std::string& command) {
     if (std::system(command.c_str()) != 0) throw std::runtime_error("failed: " + command);
 }
 
-std::string quote(const fs::path& p) { return "'" + p.string() + "'"; }
+std::string quote(const fs::path& p) {
+    return "'" + p.string() + "'";
+}
 
 fs::path make_temp_dir(const char* prefix) {
     std::string pattern = (fs::temp_directory_path() / (std::string(prefix) + "XXXXXX")).string();
@@ -64,8 +66,12 @@ bool can_connect(const std::string& path) {
 
 }  // namespace
 
-const fs::path& pki_dir() { return material().pki; }
-const fs::path& token_template_dir() { return material().token; }
+const fs::path& pki_dir() {
+    return material().pki;
+}
+const fs::path& token_template_dir() {
+    return material().token;
+}
 
 std::string read_file(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
@@ -81,7 +87,9 @@ void write_file(const fs::path& p, const std::string& data) {
     if (!out) throw std::runtime_error("cannot write " + p.string());
 }
 
-std::string fixture() { return read_file(HBSD_FIXTURE); }
+std::string fixture() {
+    return read_file(HBSD_FIXTURE);
+}
 
 std::string fixture_student(int n) {
     char code[32];
@@ -105,7 +113,8 @@ Daemon::Daemon(DaemonOptions options) : dir_(make_temp_dir("hbsd-daemon-")) {
     std::ostringstream cfg;
     cfg << "state_dir = \"" << (dir_ / "state").string() << "\"\n";
     if (options.trust_test_ca) cfg << "trust_anchors = \"" << (dir_ / "anchors").string() << "\"\n";
-    cfg << "\n[[module]]\nname = \"softhsm\"\npath = \"" << HBSD_SOFTHSM2_MODULE << "\"\n\n"
+    cfg << "\n[[module]]\nname = \"softhsm\"\npath = \""
+        << (options.fault_module ? HBSD_FAULT_MODULE : HBSD_SOFTHSM2_MODULE) << "\"\n\n"
         << "[socket]\npath = \"" << socket() << "\"\nmode = 0o666\n\n"
         << "[limits]\n";
     for (const auto& [k, v] : options.limits) cfg << k << " = " << v << "\n";
@@ -119,6 +128,8 @@ Daemon::Daemon(DaemonOptions options) : dir_(make_temp_dir("hbsd-daemon-")) {
     if (pid_ == 0) {
         ::setenv("SOFTHSM2_CONF", (dir_ / "softhsm2.conf").c_str(), 1);
         ::unsetenv("LISTEN_FDS");
+        ::setenv("HBSD_FAULT_REAL_MODULE", HBSD_SOFTHSM2_MODULE, 1);
+        ::setenv("HBSD_FAULT_CONTROL", (dir_ / "fault.control").c_str(), 1);
         const int log = ::open((dir_ / "hbsd.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         ::dup2(log, 1);
         ::dup2(log, 2);
@@ -180,6 +191,11 @@ std::string Daemon::log() const {
     } catch (const std::exception&) {
         return {};
     }
+}
+
+void Daemon::set_faults(const std::string& directives) {
+    write_file(dir_ / "fault.control.tmp", directives);
+    fs::rename(dir_ / "fault.control.tmp", dir_ / "fault.control");
 }
 
 std::string Daemon::token_uri() {
@@ -302,8 +318,11 @@ Run run_hbsd(const std::vector<std::string>& args) {
 json::object sign_params(const std::string& session, const std::string& key,
                          const std::string& role, const std::string& document,
                          std::optional<std::string> subject) {
-    json::object p{{"session", session}, {"key", key},           {"role", role},
-                   {"year", kYear},      {"document", document}};
+    json::object p{{"session", session},
+                   {"key", key},
+                   {"role", role},
+                   {"year", kYear},
+                   {"document", document}};
     if (subject) p["subject"] = *subject;
     return p;
 }

@@ -37,9 +37,9 @@ std::string fixture();
 std::string fixture_student(int n);
 inline const char* kFixtureRecord = "94000123-2024-0001";
 inline const char* kYear = "2024-2025";
-inline const std::vector<std::string> kSubjects = {"TOAN", "NGUVAN", "TIENGANH", "GDCD",
-                                                   "LSDL", "KHTN",   "CONGNGHE", "TINHOC",
-                                                   "GDTC", "NGHETHUAT", "HDTNHN", "GDDP"};
+inline const std::vector<std::string> kSubjects = {"TOAN", "NGUVAN",    "TIENGANH", "GDCD",
+                                                   "LSDL", "KHTN",      "CONGNGHE", "TINHOC",
+                                                   "GDTC", "NGHETHUAT", "HDTNHN",   "GDDP"};
 
 struct DaemonOptions {
     // Lines appended to [limits].
@@ -47,6 +47,8 @@ struct DaemonOptions {
     // uid -> capabilities (TOML array text, e.g. R"(["read"])"); root gets admin always.
     std::map<uid_t, std::string> access;
     bool trust_test_ca = true;
+    // Load SoftHSM2 through tests/support/pkcs11-fault; Daemon::set_faults drives it.
+    bool fault_module = false;
 
     DaemonOptions& limit(const std::string& key, long long value) {
         limits[key] = value;
@@ -58,6 +60,10 @@ struct DaemonOptions {
     }
     DaemonOptions& no_trust() {
         trust_test_ca = false;
+        return *this;
+    }
+    DaemonOptions& with_faults() {
+        fault_module = true;
         return *this;
     }
 };
@@ -78,6 +84,8 @@ class Daemon {
     // Waits for the process to exit on its own.
     int wait(std::chrono::seconds timeout);
     std::string log() const;
+    // Replaces the fault module's control file (see pkcs11_fault.cpp), atomically.
+    void set_faults(const std::string& directives);
 
     // Looked up over the socket once.
     std::string token_uri();

@@ -1,6 +1,6 @@
 // hbsctl against the real daemon: sub-commands, output files, PIN from a descriptor, exit codes.
-#include "tests/support/catch.hpp"
 #include "harness.hpp"
+#include "tests/support/catch.hpp"
 
 #include "hbsctl/exit_codes.hpp"
 
@@ -41,25 +41,28 @@ TEST_CASE("hbsctl: introspection and usage and connection errors") {
 
 TEST_CASE("hbsctl: open-session sign verify sign-batch") {
     Daemon d(DaemonOptions().grant(kNobody, R"(["read"])"));
-    auto bad = run_hbsctl({"-s", d.socket(), "open-session", "--pin-fd", "3", d.token_uri()}, {}, "9999\n");
+    auto bad = run_hbsctl({"-s", d.socket(), "open-session", "--pin-fd", "3", d.token_uri()}, {},
+                          "9999\n");
     CHECK(bad.code == ex::token);
     CHECK(bad.err.find("PinIncorrect") != std::string::npos);
 
-    auto open = run_hbsctl({"-s", d.socket(), "open-session", "-q", "--pin-fd", "3", d.token_uri()}, {},
-                       std::string(kPin) + "\n");
+    auto open = run_hbsctl({"-s", d.socket(), "open-session", "-q", "--pin-fd", "3", d.token_uri()},
+                           {}, std::string(kPin) + "\n");
     REQUIRE(open.code == ex::ok);
     const std::string session = trim(open.out);
     CHECK(session.size() == 32);
 
     const auto out = d.dir() / "signed.xml";
-    std::vector<std::string> common{"-s", d.socket(), "sign", "--session", session, "--year", kYear};
+    std::vector<std::string> common{"-s",    d.socket(), "sign", "--session",
+                                    session, "--year",   kYear};
     auto args = common;
     args.insert(args.end(), {"--key", d.key_uri("gvbm-TOAN"), "--role", "subject_teacher",
                              "--subject", "TOAN", "-o", out.string(), HBSD_FIXTURE});
     auto s1 = run_hbsctl(args);
     REQUIRE(s1.code == ex::ok);
     CHECK(s1.out.find("SIG-GVBM-94000123-2024-0001-2024-2025-TOAN") != std::string::npos);
-    CHECK(read_file(out).find("Id=\"SIG-GVBM-94000123-2024-0001-2024-2025-TOAN\"") != std::string::npos);
+    CHECK(read_file(out).find("Id=\"SIG-GVBM-94000123-2024-0001-2024-2025-TOAN\"") !=
+          std::string::npos);
 
     // stdin to stdout
     args = common;
@@ -86,14 +89,16 @@ TEST_CASE("hbsctl: open-session sign verify sign-batch") {
     CHECK(vt.code == ex::verify_invalid);
     CHECK(vt.out.find("verdict: invalid") != std::string::npos);
     CHECK(run_hbsctl({"-s", d.socket(), "verify", "-"}, "not xml").code == ex::invalid_document);
-    CHECK(run_hbsctl({"-s", d.socket(), "verify", "/nonexistent.xml"}).code == ex::invalid_document);
+    CHECK(run_hbsctl({"-s", d.socket(), "verify", "/nonexistent.xml"}).code ==
+          ex::invalid_document);
 
     // A uid with read only: verify works, sign is refused.
     const auto nobody = as_uid(kNobody, [&] {
         auto v = run_hbsctl({"-s", d.socket(), "verify", "-"}, read_file(out));
-        auto s = run_hbsctl({"-s", d.socket(), "sign", "--session", session, "--year", kYear, "--key",
-                         d.key_uri("gvbm-GDCD"), "--role", "subject_teacher", "--subject", "GDCD", "-"},
-                        read_file(out));
+        auto s = run_hbsctl(
+            {"-s", d.socket(), "sign", "--session", session, "--year", kYear, "--key",
+             d.key_uri("gvbm-GDCD"), "--role", "subject_teacher", "--subject", "GDCD", "-"},
+            read_file(out));
         return std::to_string(v.code) + " " + std::to_string(s.code);
     });
     CHECK(nobody == std::to_string(ex::verify_incomplete) + " " + std::to_string(ex::permission));
@@ -103,10 +108,23 @@ TEST_CASE("hbsctl: open-session sign verify sign-batch") {
     const auto signed_dir = d.dir() / "out";
     std::filesystem::create_directories(in);
     std::filesystem::create_directories(signed_dir);
-    std::vector<std::string> batch{"-s", d.socket(), "sign-batch", "--session", session, "--year",
-                                   kYear, "--key", d.key_uri("gvbm-TOAN"), "--role",
-                                   "subject_teacher", "--subject", "TOAN", "--chunk", "2",
-                                   "-o", signed_dir.string()};
+    std::vector<std::string> batch{"-s",
+                                   d.socket(),
+                                   "sign-batch",
+                                   "--session",
+                                   session,
+                                   "--year",
+                                   kYear,
+                                   "--key",
+                                   d.key_uri("gvbm-TOAN"),
+                                   "--role",
+                                   "subject_teacher",
+                                   "--subject",
+                                   "TOAN",
+                                   "--chunk",
+                                   "2",
+                                   "-o",
+                                   signed_dir.string()};
     for (int n = 1; n <= 5; ++n) {
         const auto f = in / ("student-" + std::to_string(n) + ".xml");
         write_file(f, n == 4 ? std::string("<HocBa/>") : fixture_student(n));

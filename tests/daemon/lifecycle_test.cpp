@@ -1,6 +1,6 @@
 // In-flight limits and shutdown: Busy when max_inflight is reached, SIGTERM while a batch runs.
-#include "tests/support/catch.hpp"
 #include "harness.hpp"
+#include "tests/support/catch.hpp"
 
 #include <sys/wait.h>
 
@@ -15,15 +15,20 @@ namespace json = boost::json;
 
 namespace {
 
-std::string M(const char* name) { return std::string(kSigner) + name; }
+std::string M(const char* name) {
+    return std::string(kSigner) + name;
+}
 
 json::object batch_params(Daemon& d, protocol::Client& c, int n) {
-    const auto session = std::string(
-        c.call(M("OpenSession"), {{"token", d.token_uri()}, {"pin", kPin}}).at("session").as_string());
+    const auto session =
+        std::string(c.call(M("OpenSession"), {{"token", d.token_uri()}, {"pin", kPin}})
+                        .at("session")
+                        .as_string());
     json::array items;
     for (int i = 1; i <= n; ++i) items.push_back(json::object{{"document", fixture_student(i)}});
-    return {{"session", session}, {"key", d.key_uri("gvbm-TOAN")}, {"role", "subject_teacher"},
-            {"year", kYear}, {"subject", "TOAN"}, {"items", std::move(items)}};
+    return {{"session", session},        {"key", d.key_uri("gvbm-TOAN")},
+            {"role", "subject_teacher"}, {"year", kYear},
+            {"subject", "TOAN"},         {"items", std::move(items)}};
 }
 
 // Runs a streamed SignBatch on its own connection; `started` is set at the first reply.

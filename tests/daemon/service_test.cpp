@@ -1,7 +1,7 @@
 // The daemon as a Varlink service: introspection, standard errors, framing limits, idle
 // connections, many clients, access by uid. Real hbsd binary, real sockets.
-#include "tests/support/catch.hpp"
 #include "harness.hpp"
+#include "tests/support/catch.hpp"
 
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -39,8 +39,8 @@ TEST_CASE("service: GetInfo and GetInterfaceDescription") {
     CHECK(info.at("url").is_string());
     CHECK(info.at("interfaces") == json::array{"org.varlink.service", "vn.hocbaso.Signer"});
 
-    auto desc = c.call("org.varlink.service.GetInterfaceDescription",
-                       {{"interface", "vn.hocbaso.Signer"}});
+    auto desc =
+        c.call("org.varlink.service.GetInterfaceDescription", {{"interface", "vn.hocbaso.Signer"}});
     CHECK(desc.at("description").as_string() == read_file(HBSD_VARLINK));
     auto svc = c.call("org.varlink.service.GetInterfaceDescription",
                       {{"interface", "org.varlink.service"}});
@@ -83,9 +83,9 @@ TEST_CASE("service: standard errors and the connection stays usable after them")
     CHECK(e3.parameters().at("parameter").as_string() == "token");
     auto e4 = error_of("vn.hocbaso.Signer.Status", {{"verbose", true}});
     CHECK(e4.parameters().at("parameter").as_string() == "verbose");
-    auto e5 = error_of("vn.hocbaso.Signer.Sign",
-                       {{"session", "x"}, {"key", "k"}, {"role", "janitor"}, {"year", "y"},
-                        {"document", "d"}});
+    auto e5 = error_of(
+        "vn.hocbaso.Signer.Sign",
+        {{"session", "x"}, {"key", "k"}, {"role", "janitor"}, {"year", "y"}, {"document", "d"}});
     CHECK(e5.parameters().at("parameter").as_string() == "role");
 
     CHECK(c.call("org.varlink.service.GetInfo").contains("vendor"));
@@ -252,8 +252,10 @@ TEST_CASE("service: capabilities come from SO_PEERCRED of the connecting uid") {
     const auto r = as_uid(kNobody, [&] {
         auto c = protocol::Client::connect(d.socket());
         std::string s = outcome([&] { c.call("vn.hocbaso.Signer.Status"); });
-        s += " " + outcome([&] { c.call("vn.hocbaso.Signer.OpenSession",
-                                        {{"token", "pkcs11:token=hbsd-test"}, {"pin", kPin}}); });
+        s += " " + outcome([&] {
+                 c.call("vn.hocbaso.Signer.OpenSession",
+                        {{"token", "pkcs11:token=hbsd-test"}, {"pin", kPin}});
+             });
         try {
             c.call("vn.hocbaso.Signer.Sign", sign_params("0123", "pkcs11:x", "principal", "<x/>"));
         } catch (const Error& e) {
@@ -281,7 +283,9 @@ TEST_CASE("service: hbsd --check-config") {
     char tmpl[] = "/tmp/hbsd-cfg-XXXXXX";
     REQUIRE(::mkdtemp(tmpl));
     const fs::path bad = fs::path(tmpl) / "hbsd.toml";
-    write_file(bad, "[socket]\npath = \"/run/hbsd/hbsd.sock\"\n\n[limits]\nmax_inflight = 8\nidle_timeout = 5\n");
+    write_file(bad,
+               "[socket]\npath = \"/run/hbsd/hbsd.sock\"\n\n[limits]\nmax_inflight = "
+               "8\nidle_timeout = 5\n");
     const auto r = run_hbsd({"--check-config", "--config", bad.string()});
     CHECK(r.code == 1);
     CHECK(r.err == "hbsd: " + bad.string() + ":6:1: unknown key 'idle_timeout' in [limits]\n");

@@ -1,6 +1,6 @@
 // Sessions, Sign, SignBatch and Verify against a real SoftHSM2 token through the real daemon.
-#include "tests/support/catch.hpp"
 #include "harness.hpp"
+#include "tests/support/catch.hpp"
 
 #include <thread>
 
@@ -11,7 +11,9 @@ namespace json = boost::json;
 
 namespace {
 
-std::string M(const char* name) { return std::string(kSigner) + name; }
+std::string M(const char* name) {
+    return std::string(kSigner) + name;
+}
 
 std::string open_session(Daemon& d, protocol::Client& c, json::object extra = {}) {
     json::object p{{"token", d.token_uri()}, {"pin", kPin}};
@@ -55,9 +57,8 @@ TEST_CASE("signing: the four-stage chain of the fixture and a valid Verify") {
     CHECK(v0.at("years").as_array()[0].at("missing_subjects").as_array().size() == 12);
 
     // Signing out of order is refused and changes nothing.
-    auto early = error_of([&] {
-        c.call(M("Sign"), sign_params(session, d.key_uri("ht"), "principal", doc));
-    });
+    auto early = error_of(
+        [&] { c.call(M("Sign"), sign_params(session, d.key_uri("ht"), "principal", doc)); });
     CHECK(early.code() == Errc::PolicyViolation);
     CHECK(early.parameters().at("reason").as_string() == "order");
 
@@ -82,7 +83,8 @@ TEST_CASE("signing: the four-stage chain of the fixture and a valid Verify") {
         CHECK(info.signer.find("Giao vien " + s) != std::string::npos);
     }
     auto twice = error_of([&] {
-        c.call(M("Sign"), sign_params(session, d.key_uri("gvbm-TOAN"), "subject_teacher", doc, "TOAN"));
+        c.call(M("Sign"),
+               sign_params(session, d.key_uri("gvbm-TOAN"), "subject_teacher", doc, "TOAN"));
     });
     CHECK(twice.parameters().at("reason").as_string() == "already_signed");
 
@@ -92,7 +94,8 @@ TEST_CASE("signing: the four-stage chain of the fixture and a valid Verify") {
     CHECK(seal.id == sig_id("TRUONG", kFixtureRecord));
     CHECK(seal.valid);
 
-    auto v = json::value_to<protocol::VerifyResult>(json::value(c.call(M("Verify"), {{"document", doc}})));
+    auto v = json::value_to<protocol::VerifyResult>(
+        json::value(c.call(M("Verify"), {{"document", doc}})));
     CHECK(v.verdict == "valid");
     CHECK(v.record == kFixtureRecord);
     REQUIRE(v.years.size() == 1);
@@ -127,7 +130,8 @@ TEST_CASE("signing: Verify judges trust against the configured anchors") {
 
     Daemon untrusting(DaemonOptions().no_trust());
     auto u = untrusting.client();
-    auto v = json::value_to<protocol::VerifyResult>(json::value(u.call(M("Verify"), {{"document", doc}})));
+    auto v = json::value_to<protocol::VerifyResult>(
+        json::value(u.call(M("Verify"), {{"document", doc}})));
     CHECK(v.verdict == "invalid");
     REQUIRE(v.signatures.size() == 1);
     CHECK(v.signatures[0].valid);
@@ -152,8 +156,9 @@ TEST_CASE("signing: SignBatch of a 40-student class with one bad record") {
         if (n == 17) doc.erase(doc.find("</HocBa>"));  // not well-formed
         items.push_back(json::object{{"document", doc}});
     }
-    json::object p{{"session", session}, {"key", d.key_uri("gvbm-TOAN")}, {"role", "subject_teacher"},
-                   {"year", kYear}, {"subject", "TOAN"}, {"items", items}};
+    json::object p{{"session", session},        {"key", d.key_uri("gvbm-TOAN")},
+                   {"role", "subject_teacher"}, {"year", kYear},
+                   {"subject", "TOAN"},         {"items", items}};
     auto r = c.call(M("SignBatch"), p);
     const auto& results = r.at("results").as_array();
     REQUIRE(results.size() == 40);
@@ -201,8 +206,12 @@ TEST_CASE("signing: SignBatch of a 40-student class with one bad record") {
     Daemon small(DaemonOptions().limit("max_batch_items", 3));
     auto sc = small.client();
     json::array four(4, json::object{{"document", fixture()}});
-    json::object q{{"session", open_session(small, sc)}, {"key", small.key_uri("gvbm-TOAN")},
-                   {"role", "subject_teacher"}, {"year", kYear}, {"subject", "TOAN"}, {"items", four}};
+    json::object q{{"session", open_session(small, sc)},
+                   {"key", small.key_uri("gvbm-TOAN")},
+                   {"role", "subject_teacher"},
+                   {"year", kYear},
+                   {"subject", "TOAN"},
+                   {"items", four}};
     auto e = error_of([&] { sc.call(M("SignBatch"), q); });
     CHECK(e.code() == Errc::InvalidParameter);
     CHECK(e.parameters().at("parameter").as_string() == "items");
@@ -233,7 +242,8 @@ TEST_CASE("signing: request_id makes Sign idempotent") {
 
     // Concurrent retries of a new request: one signature, the same answer for both.
     const auto s2 = open_session(d, c);
-    auto p2 = sign_params(s2, d.key_uri("gvbm-TOAN"), "subject_teacher", fixture_student(3), "TOAN");
+    auto p2 =
+        sign_params(s2, d.key_uri("gvbm-TOAN"), "subject_teacher", fixture_student(3), "TOAN");
     p2["request_id"] = "concurrent";
     json::object r1, r2;
     std::string e1, e2;
@@ -247,8 +257,11 @@ TEST_CASE("signing: request_id makes Sign idempotent") {
     CHECK(signatures_made(c) == 2);
 
     // A batch item with a known request_id gets the stored result too.
-    json::object b{{"session", s2}, {"key", d.key_uri("gvbm-TOAN")}, {"role", "subject_teacher"},
-                   {"year", kYear}, {"subject", "TOAN"},
+    json::object b{{"session", s2},
+                   {"key", d.key_uri("gvbm-TOAN")},
+                   {"role", "subject_teacher"},
+                   {"year", kYear},
+                   {"subject", "TOAN"},
                    {"items", json::array{json::object{{"document", fixture_student(3)},
                                                       {"request_id", "concurrent"}}}}};
     auto br = c.call(M("SignBatch"), b).at("results").as_array()[0].as_object();
@@ -269,9 +282,8 @@ TEST_CASE("sessions: wrong PIN; unknown session; closed session; unknown key") {
           }).code() == Errc::TokenNotFound);
 
     const auto unknown = std::string(32, 'a');
-    auto e = error_of([&] {
-        c.call(M("Sign"), sign_params(unknown, d.key_uri("ht"), "principal", fixture()));
-    });
+    auto e = error_of(
+        [&] { c.call(M("Sign"), sign_params(unknown, d.key_uri("ht"), "principal", fixture())); });
     CHECK(e.code() == Errc::SessionNotFound);
     CHECK(e.parameters().at("session").as_string() == unknown);
 
@@ -288,8 +300,9 @@ TEST_CASE("sessions: wrong PIN; unknown session; closed session; unknown key") {
               c.call(M("Sign"), sign_params(session, d.key_uri("gvbm-TOAN"), "subject_teacher",
                                             fixture(), "TOAN"));
           }).code() == Errc::SessionNotFound);
-    CHECK(error_of([&] { c.call(M("CloseSession"), {{"session", session}}); }).code() ==
-          Errc::SessionNotFound);
+    CHECK(error_of([&] {
+              c.call(M("CloseSession"), {{"session", session}});
+          }).code() == Errc::SessionNotFound);
 }
 
 TEST_CASE("sessions: ttl_s and max_signatures end a session with SessionExpired") {
@@ -306,7 +319,8 @@ TEST_CASE("sessions: ttl_s and max_signatures end a session with SessionExpired"
     CHECK(signatures_made(c) == 0);
 
     const auto once = open_session(d, c, {{"max_signatures", 1}});
-    c.call(M("Sign"), sign_params(once, d.key_uri("gvbm-TOAN"), "subject_teacher", fixture(), "TOAN"));
+    c.call(M("Sign"),
+           sign_params(once, d.key_uri("gvbm-TOAN"), "subject_teacher", fixture(), "TOAN"));
     CHECK(error_of([&] {
               c.call(M("Sign"), sign_params(once, d.key_uri("gvbm-TOAN"), "subject_teacher",
                                             fixture_student(2), "TOAN"));
@@ -319,7 +333,10 @@ TEST_CASE("sessions: ttl_s and max_signatures end a session with SessionExpired"
     CHECK(expires.back() == 'Z');
     CHECK(error_of([&] {
               c.call(M("OpenSession"), {{"token", d.token_uri()}, {"pin", kPin}, {"ttl_s", 0}});
-          }).parameters().at("parameter").as_string() == "ttl_s");
+          })
+              .parameters()
+              .at("parameter")
+              .as_string() == "ttl_s");
 }
 
 TEST_CASE("sessions: belong to the uid that opened them") {
@@ -340,8 +357,35 @@ TEST_CASE("sessions: belong to the uid that opened them") {
         s += " " + outcome([&] { other.call(M("CloseSession"), {{"session", session}}); });
         return s;
     });
-    CHECK(r == R"(vn.hocbaso.Signer.PermissionDenied {"uid":65534,"method":"vn.hocbaso.Signer.Sign"} )"
-               "vn.hocbaso.Signer.PermissionDenied");
+    CHECK(r ==
+          R"(vn.hocbaso.Signer.PermissionDenied {"uid":65534,"method":"vn.hocbaso.Signer.Sign"} )"
+          "vn.hocbaso.Signer.PermissionDenied");
     // Untouched: the owner still signs with it.
-    CHECK(c.call(M("Sign"), sign_params(session, key, "subject_teacher", doc, "TOAN")).contains("document"));
+    CHECK(c.call(M("Sign"), sign_params(session, key, "subject_teacher", doc, "TOAN"))
+              .contains("document"));
+}
+
+TEST_CASE("sessions: a token that goes away ends its sessions") {
+    Daemon d(DaemonOptions().with_faults());
+    auto c = d.client();
+    const auto session = open_session(d, c);
+    const auto key = d.key_uri("gvbm-TOAN");
+    CHECK(c.call(M("Status")).at("sessions").as_int64() == 1);
+    d.set_faults("token_present=0\n");
+    // Housekeeping notices within a couple of seconds, without anyone signing.
+    std::int64_t open = 1;
+    for (int i = 0; i < 50 && open != 0; ++i) {
+        std::this_thread::sleep_for(100ms);
+        open = c.call(M("Status")).at("sessions").as_int64();
+    }
+    CHECK(open == 0);
+    d.set_faults("");
+    auto e = error_of([&] {
+        c.call(M("Sign"), sign_params(session, key, "subject_teacher", fixture(), "TOAN"));
+    });
+    CHECK(e.code() == Errc::SessionExpired);
+    // Back: a new login works.
+    const auto again = open_session(d, c);
+    CHECK(c.call(M("Sign"), sign_params(again, key, "subject_teacher", fixture(), "TOAN"))
+              .contains("document"));
 }

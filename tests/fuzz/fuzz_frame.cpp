@@ -43,7 +43,9 @@ void handle(World& w, const Caller& caller, const std::string& frame) {
         const auto& entry = w.dispatcher.route(caller, call);
         Request req{caller, call, protocol::Params(call.parameters), {}};
         if (call.more)
-            req.stream = [&](boost::json::object part) { out = protocol::encode_reply(part, true); };
+            req.stream = [&](boost::json::object part) {
+                out = protocol::encode_reply(part, true);
+            };
         out = protocol::encode_reply(w.dispatcher.invoke(entry, *w.services, req));
     } catch (const Error& e) {
         out = protocol::encode_error(e);

@@ -1,5 +1,5 @@
-#include "tests/support/catch.hpp"
 #include "protocol/codec.hpp"
+#include "tests/support/catch.hpp"
 
 #include <string>
 
@@ -15,7 +15,8 @@ std::string invalid_parameter_of(F&& f) {
     try {
         f();
     } catch (const Error& e) {
-        if (e.code() != Errc::InvalidParameter) return "<" + std::string(error_name(e.code())) + ">";
+        if (e.code() != Errc::InvalidParameter)
+            return "<" + std::string(error_name(e.code())) + ">";
         return std::string(e.parameters().at("parameter").as_string());
     }
     return "";
@@ -99,8 +100,9 @@ TEST_CASE("codec: split_method") {
 }
 
 TEST_CASE("params: typed access, null as absent, unknown keys refused") {
-    json::object o{{"s", "text"}, {"i", 5}, {"u", json::value(std::uint64_t{7})}, {"b", true},
-                   {"n", nullptr}, {"a", json::array{1}}, {"role", "principal"}};
+    json::object o{{"s", "text"},        {"i", 5},       {"u", json::value(std::uint64_t{7})},
+                   {"b", true},          {"n", nullptr}, {"a", json::array{1}},
+                   {"role", "principal"}};
     Params p(o);
     CHECK(p.string("s") == "text");
     CHECK(p.integer("i") == 5);
@@ -131,12 +133,12 @@ TEST_CASE("params: each wrong field is named") {
 TEST_CASE("codec: UTF-8 validation follows RFC 3629") {
     CHECK(is_valid_utf8(""));
     CHECK(is_valid_utf8("Học bạ số"));
-    CHECK(is_valid_utf8("\xF0\x9F\x98\x80"));           // U+1F600
-    CHECK_FALSE(is_valid_utf8("v\xC3"));                 // cut in half
-    CHECK_FALSE(is_valid_utf8("\xC0\xAF"));              // overlong '/'
-    CHECK_FALSE(is_valid_utf8("\xE0\x80\xAF"));          // overlong
-    CHECK_FALSE(is_valid_utf8("\xED\xA0\x80"));          // surrogate
-    CHECK_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));      // above U+10FFFF
+    CHECK(is_valid_utf8("\xF0\x9F\x98\x80"));        // U+1F600
+    CHECK_FALSE(is_valid_utf8("v\xC3"));             // cut in half
+    CHECK_FALSE(is_valid_utf8("\xC0\xAF"));          // overlong '/'
+    CHECK_FALSE(is_valid_utf8("\xE0\x80\xAF"));      // overlong
+    CHECK_FALSE(is_valid_utf8("\xED\xA0\x80"));      // surrogate
+    CHECK_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));  // above U+10FFFF
     CHECK_FALSE(is_valid_utf8("\xFF"));
     CHECK(repair_utf8("ho\xC3 x") == "ho\xEF\xBF\xBD x");
     CHECK(repair_utf8("ok") == "ok");

@@ -1,5 +1,5 @@
-#include "tests/support/catch.hpp"
 #include "protocol/frame.hpp"
+#include "tests/support/catch.hpp"
 
 #include <string>
 

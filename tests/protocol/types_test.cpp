@@ -1,5 +1,5 @@
-#include "tests/support/catch.hpp"
 #include "protocol/types.hpp"
+#include "tests/support/catch.hpp"
 
 using namespace hbsd::protocol;
 namespace json = boost::json;

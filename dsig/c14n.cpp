@@ -1,8 +1,12 @@
 #include "dsig/c14n.hpp"
 
+#include <libxml/c14n.h>
+#include <libxml/uri.h>
+#include <libxml/xmlIO.h>
 #include <xmlsec/list.h>
 #include <xmlsec/nodeset.h>
 
+#include <atomic>
 #include <cstring>
 
 #include "protocol/error.hpp"
@@ -11,6 +15,7 @@ namespace hbsd::dsig::detail {
 namespace {
 
 thread_local C14NCache* t_cache = nullptr;
+std::atomic<bool> g_subtree{true};
 
 // Our object: xmlSecTransform, then the wrapped xmlsec exc-c14n transform.
 struct Ctx {
@@ -51,14 +56,86 @@ int read_node(xmlSecTransformPtr t, xmlNodePtr node, xmlSecTransformCtxPtr tctx)
     return c->inner->id->readNode(c->inner, node, tctx);
 }
 
-// The element whose subtree (without comments) is exactly `nodes`, or nullptr.
-xmlNodePtr whole_element(xmlSecNodeSetPtr nodes) noexcept {
-    if (nodes == nullptr || nodes->next != nodes || nodes->children != nullptr ||
-        nodes->type != xmlSecNodeSetTreeWithoutComments || nodes->nodes == nullptr ||
-        nodes->nodes->nodeNr != 1)
-        return nullptr;
-    xmlNodePtr n = nodes->nodes->nodeTab[0];
-    return n != nullptr && n->type == XML_ELEMENT_NODE && n->doc == nodes->doc ? n : nullptr;
+// The node-set xmlsec builds is a ring of sets combined in order. For a "#Id" Reference it is
+// [all of the document, X and its subtree without comments], then e.g. minus the enveloping
+// Signature; for SignedInfo, [SignedInfo and its subtree].
+struct Shape {
+    xmlNodePtr apex = nullptr;  // every visible node is in apex's subtree
+    bool whole = false;         // exactly apex's subtree without comments
+};
+
+Shape shape_of(xmlSecNodeSetPtr nodes) noexcept {
+    Shape shape;
+    if (nodes == nullptr) return shape;
+    xmlSecNodeSetPtr tree = nullptr;
+    int trees = 0, others = 0;
+    xmlSecNodeSetPtr s = nodes;
+    do {
+        // Unions could add nodes anywhere; intersections and subtractions only take away.
+        if (s->op != xmlSecNodeSetIntersection && s->op != xmlSecNodeSetSubtraction) return {};
+        const bool everything = s->type == xmlSecNodeSetNormal && s->nodes == nullptr &&
+                                s->op == xmlSecNodeSetIntersection;
+        const bool single_tree =
+            s->op == xmlSecNodeSetIntersection &&
+            (s->type == xmlSecNodeSetTree || s->type == xmlSecNodeSetTreeWithoutComments) &&
+            s->nodes != nullptr && s->nodes->nodeNr == 1 && s->children == nullptr;
+        if (single_tree) {
+            tree = s;
+            ++trees;
+        } else if (!everything) {
+            ++others;
+        }
+        s = s->next;
+    } while (s != nodes);
+    if (trees != 1) return shape;
+    xmlNodePtr n = tree->nodes->nodeTab[0];
+    if (n == nullptr || n->type != XML_ELEMENT_NODE || n->doc != nodes->doc) return shape;
+    shape.apex = n;
+    shape.whole = others == 0 && tree->type == xmlSecNodeSetTreeWithoutComments;
+    return shape;
+}
+
+int visible(void* nodes, xmlNodePtr node, xmlNodePtr parent) {
+    return xmlSecNodeSetContains(static_cast<xmlSecNodeSetPtr>(nodes), node, parent);
+}
+
+// libxml2 refuses relative namespace URIs on every element it walks; we walk fewer.
+bool relative_namespace_above(xmlNodePtr apex) {
+    for (xmlNodePtr a = apex->parent; a != nullptr && a->type == XML_ELEMENT_NODE; a = a->parent) {
+        for (xmlNsPtr ns = a->nsDef; ns != nullptr; ns = ns->next) {
+            if (ns->href == nullptr || ns->href[0] == 0) continue;
+            xmlURIPtr uri = xmlParseURI(reinterpret_cast<const char*>(ns->href));
+            bool relative = uri == nullptr || uri->scheme == nullptr;
+            xmlFreeURI(uri);
+            if (relative) return true;
+        }
+    }
+    return false;
+}
+
+// libxml2's exclusive C14N of `nodes` (confined to `apex`'s subtree), walking only that
+// subtree: the same call xmlsec makes, on a view whose document element is `apex`.
+bool c14n_subtree(xmlNodePtr apex, xmlSecNodeSetPtr nodes, std::string& out) {
+    if (relative_namespace_above(apex)) return false;
+    xmlDocPtr view = xmlNewDoc(BAD_CAST "1.0");
+    xmlOutputBufferPtr buf = xmlAllocOutputBuffer(nullptr);
+    bool ok = false;
+    if (view != nullptr && buf != nullptr) {
+        xmlNodePtr next = apex->next;
+        view->children = view->last = apex;  // borrowed, never owned
+        apex->next = nullptr;
+        int rc = xmlC14NExecute(view, visible, nodes, XML_C14N_EXCLUSIVE_1_0, nullptr, 0, buf);
+        apex->next = next;
+        view->children = view->last = nullptr;
+        if (rc >= 0) {
+            out.assign(reinterpret_cast<const char*>(xmlOutputBufferGetContent(buf)),
+                       xmlOutputBufferGetSize(buf));
+            ok = true;
+        }
+    }
+    if (buf != nullptr) xmlOutputBufferClose(buf);
+    if (view != nullptr) xmlFreeDoc(view);
+    return ok;
 }
 
 int emit(xmlSecTransformPtr t, const std::string& bytes, xmlSecTransformCtxPtr tctx) {
@@ -76,34 +153,45 @@ int push_xml(xmlSecTransformPtr t, xmlSecNodeSetPtr nodes, xmlSecTransformCtxPtr
     t->status = xmlSecTransformStatusWorking;
     Ctx* c = ctx_of(t);
     C14NCache* cache = t_cache;
+    const Shape shape = c->plain ? shape_of(nodes) : Shape{};
+    xmlNodePtr apex = g_subtree.load(std::memory_order_relaxed) ? shape.apex : nullptr;
     xmlNodePtr element =
-        c->plain && cache != nullptr && cache->doc == nodes->doc ? whole_element(nodes) : nullptr;
-    if (element == nullptr) {
-        // Not memoisable: xmlsec's transform writes straight to our successor.
-        c->inner->next = t->next;
-        int rc = c->inner->id->pushXml(c->inner, nodes, tctx);
-        c->inner->next = nullptr;
-        if (t->next == nullptr && rc >= 0)
-            rc = xmlSecBufferAppend(&t->outBuf, xmlSecBufferGetData(&c->inner->outBuf),
-                                    xmlSecBufferGetSize(&c->inner->outBuf));
-        if (rc < 0) return -1;
-        t->status = xmlSecTransformStatusFinished;
-        return 0;
-    }
-    auto it = cache->bytes.find(element);
-    if (it == cache->bytes.end()) {
-        c->inner->next = nullptr;  // into the inner transform's own buffer, to keep a copy
-        if (c->inner->id->pushXml(c->inner, nodes, tctx) < 0) return -1;
-        xmlSecBufferPtr out = &c->inner->outBuf;
-        std::string bytes(reinterpret_cast<const char*>(xmlSecBufferGetData(out)),
-                          xmlSecBufferGetSize(out));
-        try {
-            it = cache->bytes.emplace(element, std::move(bytes)).first;
-        } catch (...) {
-            return -1;
+        cache != nullptr && cache->doc == nodes->doc && shape.whole ? shape.apex : nullptr;
+
+    std::string bytes;
+    const std::string* result = &bytes;
+    try {
+        if (element != nullptr) {
+            auto it = cache->bytes.find(element);
+            if (it != cache->bytes.end()) result = &it->second;
         }
+        if (result == &bytes) {
+            if (apex != nullptr) {
+                if (!c14n_subtree(apex, nodes, bytes)) return -1;
+            } else if (element == nullptr) {
+                // Neither fast nor memoisable: xmlsec's transform writes to our successor.
+                c->inner->next = t->next;
+                int rc = c->inner->id->pushXml(c->inner, nodes, tctx);
+                c->inner->next = nullptr;
+                if (t->next == nullptr && rc >= 0)
+                    rc = xmlSecBufferAppend(&t->outBuf, xmlSecBufferGetData(&c->inner->outBuf),
+                                            xmlSecBufferGetSize(&c->inner->outBuf));
+                if (rc < 0) return -1;
+                t->status = xmlSecTransformStatusFinished;
+                return 0;
+            } else {
+                c->inner->next = nullptr;  // into the inner transform's own buffer, to keep it
+                if (c->inner->id->pushXml(c->inner, nodes, tctx) < 0) return -1;
+                xmlSecBufferPtr out = &c->inner->outBuf;
+                bytes.assign(reinterpret_cast<const char*>(xmlSecBufferGetData(out)),
+                             xmlSecBufferGetSize(out));
+            }
+            if (element != nullptr) result = &(cache->bytes[element] = std::move(bytes));
+        }
+    } catch (...) {
+        return -1;
     }
-    if (emit(t, it->second, tctx) < 0) return -1;
+    if (emit(t, *result, tctx) < 0) return -1;
     t->status = xmlSecTransformStatusFinished;
     return 0;
 }
@@ -158,6 +246,10 @@ C14NScope::~C14NScope() {
 
 xmlSecTransformId exc_c14n_transform() noexcept {
     return &kExcC14N;
+}
+
+void set_subtree_c14n(bool enabled) noexcept {
+    g_subtree.store(enabled);
 }
 
 void install_exc_c14n() {

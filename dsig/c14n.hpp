@@ -1,16 +1,22 @@
-// Exclusive C14N with a per-Document memo of the canonical bytes of whole elements.
+// Exclusive C14N that costs O(subtree), not O(document), with a per-Document memo.
 //
-// xmlsec 1.2.37 canonicalises a Reference by letting libxml2 walk the whole document and ask
-// for each node whether it is in the node-set, so every Reference costs O(document). The
-// profile makes every signature reference #HS-R and #TT-R-Y, and the later stages #KQ-R-Y and
-// the earlier signatures: a school-stage Sign digests the same few elements dozens of times.
-// Our exc-c14n transform (same href, registered in xmlsec's place) wraps xmlsec's own: it
-// runs it unchanged, and when the node-set is exactly "this element and its subtree, without
-// comments" (what a "#Id" URI yields, no other transform before it) it remembers the bytes
-// for that element. Exclusive C14N of an element depends only on its subtree and the
-// namespaces in scope, so the bytes stay right until something below the element changes:
-// Document::add_signature forgets every remembered ancestor of what it inserts. Outside a
-// C14NScope (no Document operation on this thread) nothing is remembered.
+// xmlsec 1.2.37 canonicalises by calling libxml2's xmlC14NExecute on the whole document with
+// a node-set membership callback, so every Reference and every SignedInfo costs a walk of
+// every node of the record (with 15 signatures: ~1000 elements, each with a namespace list
+// built and freed). Our exc-c14n transform (same href, put in xmlsec's slot) wraps xmlsec's:
+// - when the node-set is confined to one element's subtree (first set: "X and its subtree",
+//   intersected; the others only intersect or subtract: what "#Id", "#Id" + enveloped and
+//   SignedInfo yield), it calls the same xmlC14NExecute with the same callback, mode and
+//   arguments, but on a document view whose only child is X (X's following siblings are
+//   hidden for the call). Exclusive C14N adds nothing to its rendered-namespace stack for
+//   nodes outside the node-set and reads in-scope namespaces through the real parents, so
+//   the bytes are the same; the one thing the skipped ancestors could change (a relative
+//   namespace URI makes the whole walk fail) is checked separately.
+// - when the node-set is exactly "X and its subtree, without comments" (a "#Id" URI with
+//   no transform before), it remembers the bytes for X. They stay right until something
+//   below X changes: Document::add_signature forgets every ancestor of what it inserts.
+//   Outside a C14NScope (no Document operation on this thread) nothing is remembered.
+// Anything else (InclusiveNamespaces, other node-sets) goes to xmlsec's transform as is.
 #pragma once
 
 #include <libxml/tree.h>
@@ -41,6 +47,10 @@ class C14NScope {
 };
 
 xmlSecTransformId exc_c14n_transform() noexcept;
+
+// Tests: false makes every canonicalisation take xmlsec's whole-document path (the memo
+// still applies). Process-wide; not for production use.
+void set_subtree_c14n(bool enabled) noexcept;
 
 // Puts our exc-c14n klass where xmlsec registered its own (lookup is by href, first match).
 // Called once from init_xmlsec.

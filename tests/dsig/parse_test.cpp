@@ -253,6 +253,15 @@ TEST_CASE("Ids: duplicates, wrong values, xml:id") {
     CHECK(e4.code() == Errc::InvalidDocument);
 }
 
+TEST_CASE("a relative namespace URI anywhere is refused (no C14N would accept the record)") {
+    Error e = parse_error(replace_once(fixture(), "<ChuKy/>",
+                                       "<ChuKy><ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/"
+                                       "xmldsig#\" xmlns:r=\"relative/ns\"/></ChuKy>"));
+    CHECK(param(e, "reason") == "relative namespace URI");
+    CHECK_NOTHROW(dsig::Document::parse(
+        replace_once(fixture(), "<HocBa ", "<HocBa xmlns:u=\"urn:absolute\" ")));
+}
+
 TEST_CASE("NamHoc/@Nam must equal ThongTinNamHoc/@Nam") {
     Error e = parse_error(
         replace_once(fixture(), "<NamHoc Nam=\"2024-2025\">", "<NamHoc Nam=\"2023-2024\">"));

@@ -82,7 +82,12 @@ P11Failure take_p11_failure() {
     const char* file = nullptr;
     int line = 0;
     while (unsigned long e = ERR_get_error_all(&file, &line, nullptr, nullptr, nullptr)) {
-        if (!f.ckr && ERR_GET_LIB(e) == ckr_lib) f.ckr = ERR_GET_REASON(e);
+        // libp11 0.4.12 files its UI failure under the CKR library, as reason P11_R_UI_FAILED
+        // (0x407), which is no CKR value.
+        if (ERR_GET_REASON(e) == P11_R_UI_FAILED)
+            f.ui_failed = true;
+        else if (!f.ckr && ERR_GET_LIB(e) == ckr_lib)
+            f.ckr = ERR_GET_REASON(e);
         char text[256];
         ERR_error_string_n(e, text, sizeof text);
         if (!f.detail.empty()) f.detail += "; ";

@@ -19,6 +19,7 @@ using ck_rv = unsigned long;
 
 struct P11Failure {
     std::optional<ck_rv> ckr;  // the first CKR code libp11 queued, if any
+    bool ui_failed = false;    // libp11 wanted a PIN from its UI (context-specific login)
     std::string detail;        // every queued entry, for logs
 };
 

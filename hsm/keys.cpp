@@ -70,6 +70,47 @@ std::string sha256_hex(std::span<const unsigned char> data) {
     return out;
 }
 
+namespace {
+
+// CKA_ALWAYS_AUTHENTICATE of the private key with this id and label, read on a session of our
+// own (libp11 0.4.12 does not expose it). A key it cannot find or read counts as false; its
+// signature then fails in libp11 instead, without a prompt (NoPromptUi).
+class AttributeReader {
+  public:
+    explicit AttributeReader(detail::TokenState& token) : f_(token.module->functions) {
+        CK_SESSION_HANDLE handle = 0;
+        if (f_->C_OpenSession(token.slot_id, CKF_SERIAL_SESSION, nullptr, nullptr, &handle) ==
+            CKR_OK)
+            session_ = Pkcs11Session(f_.operator->(), handle);
+    }
+
+    bool always_authenticate(std::span<const unsigned char> id, std::string_view label) {
+        if (!session_) return false;
+        CK_OBJECT_CLASS klass = CKO_PRIVATE_KEY;
+        CK_ATTRIBUTE find[] = {
+            {CKA_CLASS, &klass, sizeof klass},
+            {CKA_ID, const_cast<unsigned char*>(id.data()), id.size()},
+            {CKA_LABEL, const_cast<char*>(label.data()), label.size()},
+        };
+        if (f_->C_FindObjectsInit(session_.get(), find, 3) != CKR_OK) return false;
+        CK_OBJECT_HANDLE object = 0;
+        CK_ULONG found = 0;
+        const CK_RV rv = f_->C_FindObjects(session_.get(), &object, 1, &found);
+        f_->C_FindObjectsFinal(session_.get());
+        if (rv != CKR_OK || found != 1) return false;
+        CK_BBOOL value = CK_FALSE;
+        CK_ATTRIBUTE get{CKA_ALWAYS_AUTHENTICATE, &value, sizeof value};
+        return f_->C_GetAttributeValue(session_.get(), object, &get, 1) == CKR_OK &&
+               value == CK_TRUE;
+    }
+
+  private:
+    const ModuleFunctions& f_;
+    Pkcs11Session session_;
+};
+
+}  // namespace
+
 void load_private_keys(detail::TokenState& token) {
     PKCS11_TOKEN* p11_token = token_of(token);
     PKCS11_KEY* keys = nullptr;
@@ -78,6 +119,7 @@ void load_private_keys(detail::TokenState& token) {
     if (PKCS11_enumerate_keys(p11_token, &keys, &count) != 0)
         throw_enumeration_failure(token, "PKCS11_enumerate_keys");
     std::vector<detail::PrivateKey> found;
+    AttributeReader attributes(token);
     for (unsigned i = 0; i < count; ++i) {
         detail::PrivateKey key;
         key.id = id_of(keys[i].id, keys[i].id_len);
@@ -90,6 +132,7 @@ void load_private_keys(detail::TokenState& token) {
             clear_p11_failures();
             continue;
         }
+        key.always_authenticate = attributes.always_authenticate(key.id, key.label);
         found.push_back(std::move(key));
     }
     token.private_keys = std::move(found);

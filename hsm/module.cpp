@@ -9,8 +9,23 @@
 
 namespace hbsd::hsm {
 
-Pkcs11Ctx::Pkcs11Ctx(const std::string& module_path) : ctx_(PKCS11_CTX_new()) {
+NoPromptUi::NoPromptUi() : method_(UI_create_method("hbsd hsm: no PIN prompts")) {
+    if (!method_) throw Error::internal("UI_create_method failed");
+    UI_method_set_reader(method_, [](UI*, UI_STRING*) { return -1; });
+}
+NoPromptUi::NoPromptUi(NoPromptUi&& other) noexcept
+    : method_(std::exchange(other.method_, nullptr)) {}
+NoPromptUi::~NoPromptUi() {
+    if (method_) UI_destroy_method(method_);
+}
+
+Pkcs11Ctx::Pkcs11Ctx(const std::string& module_path, const NoPromptUi& ui)
+    : ctx_(PKCS11_CTX_new()) {
     if (!ctx_) throw Error::internal("PKCS11_CTX_new failed");
+    if (PKCS11_set_ui_method(ctx_, ui.get(), nullptr) != 0) {
+        PKCS11_CTX_free(ctx_);
+        throw Error::internal("PKCS11_set_ui_method failed");
+    }
     clear_p11_failures();
     if (PKCS11_CTX_load(ctx_, module_path.c_str()) != 0) {
         const auto failure = take_p11_failure();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <libp11.h>
+#include <openssl/ui.h>
 #include <p11-kit/pkcs11.h>
 
 #include <optional>
@@ -11,10 +12,31 @@
 
 namespace hbsd::hsm {
 
+// Owns an OpenSSL UI_METHOD that never prompts. libp11 asks its UI for a PIN when a key
+// carries CKA_ALWAYS_AUTHENTICATE (a context-specific login before each signature), and its
+// default UI reads the controlling terminal: a daemon must fail such a signature, not wait
+// for a keyboard. (Per-signature PINs are not part of this interface.)
+class NoPromptUi {
+  public:
+    NoPromptUi();
+    NoPromptUi(NoPromptUi&& other) noexcept;
+    NoPromptUi& operator=(NoPromptUi&&) = delete;
+    NoPromptUi(const NoPromptUi&) = delete;
+    NoPromptUi& operator=(const NoPromptUi&) = delete;
+    ~NoPromptUi();
+
+    UI_METHOD* get() const noexcept { return method_; }
+
+  private:
+    UI_METHOD* method_;
+};
+
 // Owns a loaded and initialised PKCS11_CTX (C_Initialize on load, C_Finalize on unload).
 class Pkcs11Ctx {
   public:
-    explicit Pkcs11Ctx(const std::string& module_path);  // Error::internal if it cannot load
+    // Error::internal if it cannot load. `ui` answers libp11's PIN prompts and must outlive
+    // the context.
+    Pkcs11Ctx(const std::string& module_path, const NoPromptUi& ui);
     Pkcs11Ctx(Pkcs11Ctx&& other) noexcept;
     Pkcs11Ctx& operator=(Pkcs11Ctx&& other) noexcept;
     Pkcs11Ctx(const Pkcs11Ctx&) = delete;

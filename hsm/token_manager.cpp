@@ -427,7 +427,14 @@ EvpPkey find_private_key(TokenState& token, std::string_view key_uri, detail::Pr
         std::shared_lock lock(token.objects);
         if (token.private_keys_loaded) {
             if (const auto* k = lookup()) {
-                if (copy) *copy = {k->id, k->label, k->uri, nullptr, k->algorithm, k->bits};
+                if (copy)
+                    *copy = {k->id,
+                             k->label,
+                             k->uri,
+                             nullptr,
+                             k->algorithm,
+                             k->bits,
+                             k->always_authenticate};
                 EVP_PKEY_up_ref(k->key.get());
                 return EvpPkey(k->key.get());
             }
@@ -438,7 +445,8 @@ EvpPkey find_private_key(TokenState& token, std::string_view key_uri, detail::Pr
     load_private_keys(token);
     const auto* k = lookup();
     if (!k) throw Error::key_not_found(key_uri);
-    if (copy) *copy = {k->id, k->label, k->uri, nullptr, k->algorithm, k->bits};
+    if (copy)
+        *copy = {k->id, k->label, k->uri, nullptr, k->algorithm, k->bits, k->always_authenticate};
     EVP_PKEY_up_ref(k->key.get());
     return EvpPkey(k->key.get());
 }
@@ -479,6 +487,11 @@ std::vector<unsigned char> TokenManager::sign(const Login& login, std::string_vi
     if (rsa_mechanism != (key.algorithm == KeyAlgorithm::rsa))
         throw Error::invalid_parameter("mechanism");
 
+    if (key.always_authenticate)
+        throw Error::internal("key " + key.uri +
+                              " wants a PIN for every signature (CKA_ALWAYS_AUTHENTICATE), "
+                              "which hsm/ does not support");
+
     auto lease = token.pool.acquire();
     // Shared: signing only reads libp11's key objects, which an enumeration may replace.
     std::shared_lock objects_lock(token.objects);
@@ -486,6 +499,15 @@ std::vector<unsigned char> TokenManager::sign(const Login& login, std::string_vi
     auto signature = sign_digest(pkey.get(), mechanism, sha256_digest);
     if (!signature.empty()) return signature;
     const auto failure = take_p11_failure();
+    if (failure.ui_failed || failure.ckr == CKR_OPERATION_ACTIVE) {
+        // libp11 0.4.12 gives up after C_SignInit (e.g. when its UI has no PIN for a
+        // context-specific login) and pools the session with the operation still active;
+        // every later signature on it would fail. Drop the pool's sessions.
+        objects_lock.unlock();
+        std::unique_lock exclusive(token.objects);
+        token.reset_libp11_sessions();
+        throw Error::internal("signing with " + key.uri + " failed: " + failure.detail);
+    }
     if (failure.ckr) {
         if (ckr_means_token_gone(*failure.ckr)) token.gone = true;
         throw ckr_error(*failure.ckr, "C_Sign", token.uri, key_uri);

@@ -9,7 +9,7 @@
 namespace hbsd::hsm::detail {
 
 Module::Module(const ModuleConfig& config)
-    : name(config.name), path(config.path), ctx(config.path), functions(config.path) {
+    : name(config.name), path(config.path), ctx(config.path, ui), functions(config.path) {
     if (functions->C_GetInfo(&info) != CKR_OK) std::memset(&info, 0, sizeof info);
 }
 
@@ -91,6 +91,10 @@ void TokenState::forget_objects() noexcept {
     private_keys.clear();
     private_keys_loaded = false;
     slot = nullptr;
+}
+
+void TokenState::reset_libp11_sessions() noexcept {
+    if (slot) PKCS11_open_session(slot, 0);
 }
 
 void TokenState::forget_login_objects() noexcept {

@@ -31,6 +31,7 @@ struct Module {
 
     const std::string name;
     const std::string path;
+    NoPromptUi ui;  // outlives ctx
     Pkcs11Ctx ctx;
     ModuleFunctions functions;
     CK_INFO info{};
@@ -54,6 +55,9 @@ struct PrivateKey {
     EvpPkey key;  // libp11's EVP_PKEY; signs through the token
     KeyAlgorithm algorithm = KeyAlgorithm::rsa;
     int bits = 0;
+    // CKA_ALWAYS_AUTHENTICATE: a context-specific login before each signature, which this
+    // interface (one PIN per Login) cannot give.
+    bool always_authenticate = false;
 };
 
 struct TokenState {
@@ -97,6 +101,11 @@ struct TokenState {
     void settle_if_gone() noexcept;
     // Caller holds `login`.
     void end_login_session_locked() noexcept;
+    // Forgets every session in libp11's pool for this slot, after one was left unusable (an
+    // operation libp11 started and never ended). The sessions stay open in the module until
+    // the slot list is released. Caller holds module->lock (shared) and `objects`
+    // exclusively, so that no libp11 operation on the slot holds a session.
+    void reset_libp11_sessions() noexcept;
     // Drops every libp11 pointer this token caches; caller holds module->lock exclusively.
     void forget_objects() noexcept;
     // Drops our private keys and libp11's object cache of the slot, whose private key handles

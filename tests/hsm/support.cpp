@@ -119,6 +119,14 @@ void SoftHsmToken::add_empty_token(const std::string& label, const std::string& 
         "' --so-pin 12345678 >/dev/null");
 }
 
+void SoftHsmToken::add_always_authenticate_key(const std::string& label,
+                                               const std::string& hex_id) {
+    run("SOFTHSM2_CONF=" + quote(dir_ / "softhsm2.conf") + " pkcs11-tool --module '" +
+        HBSD_SOFTHSM2_MODULE + "' --token-label hbsd-test --login --pin 1234 --keypairgen " +
+        "--key-type EC:prime256v1 --always-auth --id " + hex_id + " --label '" + label +
+        "' >/dev/null 2>&1");
+}
+
 void SoftHsmToken::add_token(const std::string& label, const std::string& pin) {
     run(quote(fs::path(HBSD_TEST_SUPPORT_DIR) / "make-softhsm-token") + " " + quote(dir_) + " " +
         quote(pki_dir()) + " '" + label + "' '" + pin + "'");

@@ -36,6 +36,8 @@ class SoftHsmToken {
     const std::filesystem::path& dir() const { return dir_; }
     // Adds a second, empty token to the same SoftHSM2 installation.
     void add_empty_token(const std::string& label, const std::string& pin);
+    // Generates an EC P-256 key pair on the token "hbsd-test" with CKA_ALWAYS_AUTHENTICATE.
+    void add_always_authenticate_key(const std::string& label, const std::string& hex_id);
     // Adds another token holding every key and certificate of the PKI.
     void add_token(const std::string& label, const std::string& pin);
 

@@ -401,6 +401,27 @@ TEST_CASE("two modules load side by side - SoftHSM2 and OpenSC with or without r
                          Mechanism::rsa_pkcs1_sha256, digest)));
 }
 
+TEST_CASE("a key that wants a PIN per signature fails without prompting", "[hsm]") {
+    SoftHsmToken token;
+    token.add_always_authenticate_key("per-signature", "99");
+    TokenManager tm({token.fault_module()});
+    const TokenInfo t = the_token(tm);
+    Login login = tm.login(t.uri, "1234");
+    const KeyInfo k = tm.find_key(login, "pkcs11:token=hbsd-test;object=per-signature");
+    CHECK(k.algorithm == KeyAlgorithm::ec);
+    CHECK_FALSE(k.fingerprint.has_value());
+    // libp11 would ask its UI - by default the terminal - for the key's PIN.
+    auto e = error_of([&] { tm.sign(login, k.uri, Mechanism::ecdsa_sha256, digest); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::Internal);
+    CHECK(e->detail().find("CKA_ALWAYS_AUTHENTICATE") != std::string::npos);
+    // The sessions that saw the failed attempt still sign with other keys.
+    for (int i = 0; i < 20; ++i)
+        CHECK(verify("truong", Mechanism::ecdsa_sha256, digest,
+                     tm.sign(login, "pkcs11:token=hbsd-test;object=truong", Mechanism::ecdsa_sha256,
+                             digest)));
+}
+
 TEST_CASE("a module configured twice is refused", "[hsm]") {
     SoftHsmToken token;
     auto e = error_of([&] {
@@ -435,6 +456,16 @@ TEST_CASE("device errors while signing map to the contract's errors (fault modul
 
     token.set_faults("");
     CHECK_NOTHROW(tm.sign(login, key, Mechanism::rsa_pkcs1_sha256, digest));
+
+    // A session left with an operation active: hsm/ drops libp11's pooled sessions.
+    token.set_faults("sign=CKR_OPERATION_ACTIVE");
+    e = error_of([&] { tm.sign(login, key, Mechanism::rsa_pkcs1_sha256, digest); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::Internal);
+    token.set_faults("");
+    for (int i = 0; i < 3; ++i)
+        CHECK(verify("ht", Mechanism::rsa_pkcs1_sha256, digest,
+                     tm.sign(login, key, Mechanism::rsa_pkcs1_sha256, digest)));
 
     token.set_faults("sign=CKR_DEVICE_REMOVED");
     e = error_of([&] { tm.sign(login, key, Mechanism::rsa_pkcs1_sha256, digest); });

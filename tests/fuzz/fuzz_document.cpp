@@ -1,7 +1,8 @@
 // libFuzzer target for the document checks: whatever the bytes, Document::parse either
 // throws hbsd::Error or yields a document whose report, order decisions and serialisation
 // work; its serialisation parses again to the same verdicts; and a signature added to it
-// (with a throw-away P-256 key made at start-up) verifies after a fresh parse.
+// (with a throw-away P-256 key made at start-up) verifies after a fresh parse; and xmlsec's
+// whole-document C14N judges every signature as our subtree C14N does.
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -11,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dsig/c14n.hpp"
 #include "dsig/document.hpp"
 #include "policies/order.hpp"
 #include "protocol/error.hpp"
@@ -108,6 +110,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         for (std::size_t i = 0; i < valid.size(); ++i)
             if (again.report().signatures[i].valid != valid[i]) __builtin_trap();
         if (again.report().verdict() != verdict) __builtin_trap();
+
+        // Differential: xmlsec's whole-document C14N must judge exactly as our subtree C14N.
+        dsig::detail::set_subtree_c14n(false);
+        auto slow = dsig::Document::parse(xml, limits);
+        const auto& rs = slow.report();
+        dsig::detail::set_subtree_c14n(true);
+        for (std::size_t i = 0; i < valid.size(); ++i)
+            if (rs.signatures[i].valid != valid[i]) __builtin_trap();
 
         // Sign the next stage of the first year; whatever add_signature accepts must verify.
         const dsig::YearReport y = doc.years().front();

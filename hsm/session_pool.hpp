@@ -1,22 +1,27 @@
 // Bounds the PKCS#11 work running at once on one token.
 //
-// What libp11 0.4.12 does (read from its p11_slot.c and checked against SoftHSM2 through
-// tests/support/pkcs11-fault): every slot owns a FIFO pool of sessions, opened lazily with
-// C_OpenSession (read-only, serial) up to a fixed 16 per slot, with no public API to size
-// it; a thread that finds the pool empty and the limit reached waits on a condition variable
-// until another operation returns a session. Two hazards follow:
+// What libp11 0.4.12 does (its p11_slot.c, and Debian 12's build of it watched through
+// tests/support/pkcs11-fault on SoftHSM2): every slot owns a FIFO pool of sessions, opened lazily
+// with C_OpenSession (read-only, serial) up to a fixed 16 per slot, with no public API to size it;
+// a thread that finds the pool empty and the limit reached waits on a condition variable until
+// another operation returns a session. It is thread-safe, and signatures on one slot do run in
+// parallel (the tests see several C_Sign in flight). Its hazards:
 //  - if C_OpenSession fails (token removed, CKR_SESSION_COUNT with no session out, device
 //    error) the caller waits on that condition variable for ever (fixed upstream in 2025,
 //    OpenSC/libp11 PR #579, not in 0.4.12);
 //  - pooled sessions are never checked again (no C_GetSessionInfo), so after a removal the
-//    pool hands out dead handles until PKCS11_open_session() resets it.
+//    pool hands out dead handles; and a session on which libp11 gave up after C_SignInit
+//    goes back to the pool with the operation still active (CKR_OPERATION_ACTIVE for ever).
 // So hsm/ wraps the pool rather than duplicating it: a SessionPool admits at most `limit`
-// (<= 16, <= the token's ulMaxSessionCount - 1 for the login session) concurrent operations,
-// so libp11 never has to wait for a session and never opens more than that; the token's
-// presence is checked (C_GetSlotInfo, which never blocks on the pool) right before each
-// operation that may open a session; and a token whose sessions died is marked gone, its pool
-// reset when the slot is re-enumerated. The remaining window (removal between that check and
-// libp11's C_OpenSession) is microseconds wide; upgrading libp11 closes it.
+// (<= 16, <= the token's ulMaxSessionCount - 1, one being the login session) concurrent
+// signatures, so libp11 never has to wait for a session and never opens more than that; the
+// token's presence is checked (C_GetSlotInfo, C_GetTokenInfo, C_GetSessionInfo on the login
+// session - none of which touches the pool) right before each operation that may open a
+// session; a token whose sessions died is marked gone and gets fresh PKCS11_SLOTs, with
+// empty pools, when the slots are re-enumerated; and a pool left with an active operation
+// is emptied (TokenState::reset_libp11_sessions). The remaining window - removal between the
+// presence check and libp11's C_OpenSession - is microseconds wide; a libp11 with PR #579
+// closes it.
 #pragma once
 
 #include <chrono>

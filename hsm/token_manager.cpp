@@ -19,6 +19,7 @@
 //  - C_GetSlotInfo/C_GetTokenInfo: libp11 only re-reads token flags (PIN count low, final
 //    try, locked) by re-enumerating every slot, which frees all its key handles; and its
 //    session pool must not be asked for a session when the token is gone (session_pool.hpp).
+//  - CKA_ALWAYS_AUTHENTICATE, which libp11 0.4.12 reads but does not expose (keys.cpp).
 // Everything else - loading, slots, tokens, objects, private keys and signing - is libp11.
 
 namespace hbsd::hsm {

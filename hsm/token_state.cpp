@@ -49,15 +49,16 @@ void TokenState::ensure_present() {
         throw Error::token_not_present(uri);
     }
     auto& f = module->functions;
-    CK_SLOT_INFO slot_info{};
-    CK_TOKEN_INFO now{};
-    const bool present = f->C_GetSlotInfo(slot_id, &slot_info) == CKR_OK &&
-                         (slot_info.flags & CKF_TOKEN_PRESENT) &&
-                         f->C_GetTokenInfo(slot_id, &now) == CKR_OK && same_token(now, info);
+    CK_SLOT_INFO slot_now{};
+    CK_TOKEN_INFO token_now{};
+    const bool present =
+        f->C_GetSlotInfo(slot_id, &slot_now) == CKR_OK && (slot_now.flags & CKF_TOKEN_PRESENT) &&
+        f->C_GetTokenInfo(slot_id, &token_now) == CKR_OK && same_token(token_now, info);
     bool session_alive = true;
     {
+        // A token taken out and put back looks the same, but every session it had is dead.
         std::lock_guard lock(login);
-        if (logins > 0) {
+        if (login_session) {
             CK_SESSION_INFO session_info{};
             session_alive = f->C_GetSessionInfo(login_session.get(), &session_info) == CKR_OK;
         }

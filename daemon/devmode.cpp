@@ -1,6 +1,7 @@
 #include "daemon/devmode.hpp"
 
 #include "daemon/log.hpp"
+#include "daemon/openssl_handles.hpp"
 
 #include <fcntl.h>
 #include <libp11.h>
@@ -28,28 +29,6 @@
 namespace hbsd::daemon::devmode {
 namespace fs = std::filesystem;
 namespace {
-
-// ---- one owner per C handle -------------------------------------------------------------
-struct EvpPkeyFree {
-    void operator()(EVP_PKEY* p) const noexcept { EVP_PKEY_free(p); }
-};
-struct X509Free {
-    void operator()(X509* p) const noexcept { X509_free(p); }
-};
-struct X509NameFree {
-    void operator()(X509_NAME* p) const noexcept { X509_NAME_free(p); }
-};
-struct X509ExtFree {
-    void operator()(X509_EXTENSION* p) const noexcept { X509_EXTENSION_free(p); }
-};
-struct BignumFree {
-    void operator()(BIGNUM* p) const noexcept { BN_free(p); }
-};
-using UniquePkey = std::unique_ptr<EVP_PKEY, EvpPkeyFree>;
-using UniqueX509 = std::unique_ptr<X509, X509Free>;
-using UniqueX509Name = std::unique_ptr<X509_NAME, X509NameFree>;
-using UniqueX509Ext = std::unique_ptr<X509_EXTENSION, X509ExtFree>;
-using UniqueBignum = std::unique_ptr<BIGNUM, BignumFree>;
 
 // A loaded libp11 context; unloading finalises the module, so that the daemon's own
 // TokenManager can initialise it afresh afterwards.
@@ -121,8 +100,8 @@ std::string random_digits(int n) {
     return s;
 }
 
-UniqueX509Name make_name(const std::string& org, const std::string& cn) {
-    UniqueX509Name n(X509_NAME_new());
+X509NamePtr make_name(const std::string& org, const std::string& cn) {
+    X509NamePtr n(X509_NAME_new());
     auto add = [&](const char* field, const std::string& v) {
         if (!X509_NAME_add_entry_by_txt(n.get(), field, MBSTRING_UTF8,
                                         reinterpret_cast<const unsigned char*>(v.c_str()), -1, -1,
@@ -139,16 +118,16 @@ void add_ext(X509* cert, X509* issuer, int nid, const char* value) {
     X509V3_CTX ctx;
     X509V3_set_ctx_nodb(&ctx);
     X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
-    UniqueX509Ext ext(X509V3_EXT_conf_nid(nullptr, &ctx, nid, value));
+    X509ExtPtr ext(X509V3_EXT_conf_nid(nullptr, &ctx, nid, value));
     if (!ext || !X509_add_ext(cert, ext.get(), -1)) openssl_fail("extension " + std::string(value));
 }
 
 // `issuer`/`issuer_key` null: self-signed CA.
-UniqueX509 issue(EVP_PKEY* key, const X509_NAME* subject, X509* issuer, EVP_PKEY* issuer_key,
-                 bool ca, long days) {
-    UniqueX509 x(X509_new());
+X509Ptr issue(EVP_PKEY* key, const X509_NAME* subject, X509* issuer, EVP_PKEY* issuer_key, bool ca,
+              long days) {
+    X509Ptr x(X509_new());
     if (!x || !X509_set_version(x.get(), 2)) openssl_fail("X509_new");
-    UniqueBignum serial(BN_new());
+    Bignum serial(BN_new());
     if (!BN_rand(serial.get(), 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) ||
         !BN_to_ASN1_INTEGER(serial.get(), X509_get_serialNumber(x.get())))
         openssl_fail("serial");
@@ -227,7 +206,7 @@ DevEnvironment::DevEnvironment(const Options& options) {
         const std::string so_pin = random_digits(10);
 
         // The PKI.
-        UniquePkey ca_key(EVP_RSA_gen(2048));
+        EvpPkey ca_key(EVP_RSA_gen(2048));
         if (!ca_key) openssl_fail("CA key");
         auto ca_name = make_name("hbsd demo PKI", "hbsd Demo Root CA");
         auto ca = issue(ca_key.get(), ca_name.get(), nullptr, nullptr, true, 3650);
@@ -262,8 +241,8 @@ DevEnvironment::DevEnvironment(const Options& options) {
                            {},
                            true});
 
-        std::vector<UniquePkey> keys;
-        std::vector<UniqueX509> certs;
+        std::vector<EvpPkey> keys;
+        std::vector<X509Ptr> certs;
         for (auto& p : people_) {
             keys.emplace_back(p.ec ? EVP_EC_gen("P-256") : EVP_RSA_gen(2048));
             if (!keys.back()) openssl_fail("key for " + p.name);

@@ -6,6 +6,7 @@
 #include "daemon/handlers.hpp"
 #include "daemon/handlers_common.hpp"
 #include "daemon/log.hpp"
+#include "daemon/openssl_handles.hpp"
 #include "policies/order.hpp"
 
 #include <openssl/evp.h>
@@ -17,10 +18,6 @@ namespace hbsd::daemon::handlers {
 namespace json = boost::json;
 
 namespace {
-
-struct X509Free {
-    void operator()(X509* p) const noexcept { X509_free(p); }
-};
 
 struct What {
     std::string key;
@@ -53,7 +50,7 @@ What read_what(Request& r) {
 // disagree with what a verifier will read from KeyInfo.
 hsm::Mechanism mechanism_for(const std::vector<unsigned char>& der) {
     const unsigned char* p = der.data();
-    std::unique_ptr<X509, X509Free> cert{d2i_X509(nullptr, &p, static_cast<long>(der.size()))};
+    X509Ptr cert{d2i_X509(nullptr, &p, static_cast<long>(der.size()))};
     if (!cert) throw Error::policy("wrong_key", "the certificate beside the key is not valid DER");
     switch (EVP_PKEY_get_base_id(X509_get0_pubkey(cert.get()))) {
         case EVP_PKEY_RSA:
@@ -79,14 +76,14 @@ KeyContext key_context(Services& s, Request& r, const std::string& session, cons
 // Hash of everything that makes two requests the same request (not the session: a retry may
 // come with a new session after the first one expired).
 std::string request_digest(const What& w, std::string_view document) {
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    if (!ctx) throw Error::internal("EVP_MD_CTX_new");
+    EvpMdCtx ctx(EVP_MD_CTX_new());
+    if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
+        throw Error::internal("EVP_DigestInit_ex");
     auto field = [&](std::string_view f) {
         const std::uint64_t n = f.size();
-        EVP_DigestUpdate(ctx, &n, sizeof n);  // length-prefixed: no two field lists collide
-        EVP_DigestUpdate(ctx, f.data(), f.size());
+        EVP_DigestUpdate(ctx.get(), &n, sizeof n);  // length-prefixed: no two field lists collide
+        EVP_DigestUpdate(ctx.get(), f.data(), f.size());
     };
-    EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
     field(w.key);
     field(dsig::to_string(w.stage));
     field(w.year);
@@ -94,15 +91,9 @@ std::string request_digest(const What& w, std::string_view document) {
     field(document);
     std::array<unsigned char, 32> md{};
     unsigned len = 0;
-    EVP_DigestFinal_ex(ctx, md.data(), &len);
-    EVP_MD_CTX_free(ctx);
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char b : md) {
-        out.push_back(hex[b >> 4]);
-        out.push_back(hex[b & 15]);
-    }
-    return out;
+    if (EVP_DigestFinal_ex(ctx.get(), md.data(), &len) != 1)
+        throw Error::internal("EVP_DigestFinal_ex");
+    return to_hex(md);
 }
 
 // Runs `make` at most once per (uid, request_id): a retry gets the stored reply, a concurrent

@@ -1,5 +1,6 @@
 #include "daemon/sessions.hpp"
 
+#include "daemon/openssl_handles.hpp"
 #include "protocol/error.hpp"
 
 #include <openssl/rand.h>
@@ -12,13 +13,7 @@ std::string random_hex_128() {
     std::array<unsigned char, 16> r{};
     if (RAND_bytes(r.data(), static_cast<int>(r.size())) != 1)
         throw Error::internal("RAND_bytes failed");
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string s;
-    for (unsigned char b : r) {
-        s.push_back(hex[b >> 4]);
-        s.push_back(hex[b & 15]);
-    }
-    return s;
+    return to_hex(r);
 }
 
 SessionTable::Opened SessionTable::open(uid_t uid, hsm::Login login, std::chrono::seconds ttl,

@@ -1,0 +1,40 @@
+// Move-only owners of the OpenSSL handles the daemon uses (handlers, dev mode); each frees its
+// handle in a noexcept destructor. Plus lowercase hex, the form the contract uses for digests.
+#pragma once
+
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <memory>
+#include <span>
+#include <string>
+
+namespace hbsd::daemon {
+
+template <typename T, void (*Free)(T*)>
+struct OpensslFree {
+    void operator()(T* p) const noexcept { Free(p); }
+};
+
+using EvpPkey = std::unique_ptr<EVP_PKEY, OpensslFree<EVP_PKEY, EVP_PKEY_free>>;
+using EvpMdCtx = std::unique_ptr<EVP_MD_CTX, OpensslFree<EVP_MD_CTX, EVP_MD_CTX_free>>;
+using X509Ptr = std::unique_ptr<X509, OpensslFree<X509, X509_free>>;
+using X509NamePtr = std::unique_ptr<X509_NAME, OpensslFree<X509_NAME, X509_NAME_free>>;
+using X509ExtPtr =
+    std::unique_ptr<X509_EXTENSION, OpensslFree<X509_EXTENSION, X509_EXTENSION_free>>;
+using Bignum = std::unique_ptr<BIGNUM, OpensslFree<BIGNUM, BN_free>>;
+
+inline std::string to_hex(std::span<const unsigned char> bytes) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string s;
+    s.reserve(bytes.size() * 2);
+    for (unsigned char b : bytes) {
+        s.push_back(digits[b >> 4]);
+        s.push_back(digits[b & 15]);
+    }
+    return s;
+}
+
+}  // namespace hbsd::daemon

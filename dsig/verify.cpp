@@ -112,10 +112,8 @@ SignatureReport check_signature(const Record& rec, const Slot& slot) {
         next_element(x5c) != nullptr || !only_attributes(x5c, {}) ||
         first_element(x5c) != nullptr) {
         p.push_back("KeyInfo must hold exactly X509Data/X509Certificate");
-    } else if (auto der = unbase64(text(x5c)); !der) {
-        p.push_back("X509Certificate is not base64");
     } else {
-        CertResult cr = load_certificate(*der);
+        CertResult cr = load_certificate_base64(text(x5c));
         if (!cr.info) {
             p.push_back("certificate: " + cr.problem);
         } else {

@@ -175,21 +175,44 @@ CertResult decode_certificate(std::span<const unsigned char> der) {
 
 }  // namespace
 
-CertResult load_certificate(std::span<const unsigned char> der) {
-    static std::mutex mutex;
-    static std::unordered_map<std::string, std::shared_ptr<const CertInfo>> cache;
+namespace {
+
+// Keys: 'D' + DER, or 'T' + the X509Certificate text as found (saves the base64 decoding).
+std::mutex g_cert_mutex;
+std::unordered_map<std::string, std::shared_ptr<const CertInfo>> g_certs;
+
+std::shared_ptr<const CertInfo> cached(const std::string& key) {
+    std::lock_guard lock(g_cert_mutex);
+    auto it = g_certs.find(key);
+    return it != g_certs.end() ? it->second : nullptr;
+}
+
+void remember(std::string key, std::shared_ptr<const CertInfo> info) {
     constexpr std::size_t kMaxEntries = 4096;
-    std::string key(reinterpret_cast<const char*>(der.data()), der.size());
-    {
-        std::lock_guard lock(mutex);
-        if (auto it = cache.find(key); it != cache.end()) return {it->second, {}};
-    }
+    std::lock_guard lock(g_cert_mutex);
+    if (g_certs.size() >= kMaxEntries) g_certs.clear();  // crude, bounded; signers are few
+    g_certs.emplace(std::move(key), std::move(info));
+}
+
+}  // namespace
+
+CertResult load_certificate(std::span<const unsigned char> der) {
+    std::string key = "D";
+    key.append(reinterpret_cast<const char*>(der.data()), der.size());
+    if (auto info = cached(key)) return {std::move(info), {}};
     CertResult r = decode_certificate(der);
-    if (r.info) {
-        std::lock_guard lock(mutex);
-        if (cache.size() >= kMaxEntries) cache.clear();  // crude, bounded; signers are few
-        cache.emplace(std::move(key), r.info);
-    }
+    if (r.info) remember(std::move(key), r.info);
+    return r;
+}
+
+CertResult load_certificate_base64(std::string_view text) {
+    std::string key = "T";
+    key.append(text);
+    if (auto info = cached(key)) return {std::move(info), {}};
+    auto der = unbase64(text);
+    if (!der) return {nullptr, "X509Certificate is not base64"};
+    CertResult r = load_certificate(*der);
+    if (r.info) remember(std::move(key), r.info);
     return r;
 }
 

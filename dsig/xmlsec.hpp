@@ -68,6 +68,8 @@ struct CertResult {
     std::string problem;
 };
 CertResult load_certificate(std::span<const unsigned char> der);
+// The same from the base64 text of a ds:X509Certificate.
+CertResult load_certificate_base64(std::string_view text);
 
 // The SignatureMethod href for a key kind.
 const xmlChar* signature_href(KeyKind kind) noexcept;

@@ -26,6 +26,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 
 namespace hbsd::hsm {
@@ -48,14 +49,27 @@ class SessionPool {
         Lease& operator=(const Lease&) = delete;
         ~Lease();
 
+        // More operations run now than libp11 is known to hold sessions for: libp11 may
+        // call C_OpenSession for this one, which it must not do if that fails (it would wait
+        // for ever), so the caller probes with a session of its own first.
+        bool needs_probe() const noexcept { return needs_probe_; }
+        // The probe succeeded: libp11 holds (or will open) sessions for this many operations.
+        void probed() noexcept;
+
       private:
         friend class SessionPool;
-        explicit Lease(SessionPool* pool) noexcept : pool_(pool) {}
+        Lease(SessionPool* pool, unsigned level, bool needs_probe) noexcept
+            : pool_(pool), level_(level), needs_probe_(needs_probe) {}
         SessionPool* pool_ = nullptr;
+        unsigned level_ = 0;
+        bool needs_probe_ = false;
     };
 
     // Waits up to `wait` for a free place; Error::busy when none frees up in time.
-    Lease acquire(std::chrono::milliseconds wait = std::chrono::seconds(30));
+    // `generation` changes whenever libp11's pool for the slot was emptied (its sessions
+    // forgotten), which sets the count of sessions libp11 holds back to zero.
+    Lease acquire(std::uint64_t generation = 0,
+                  std::chrono::milliseconds wait = std::chrono::seconds(30));
 
     unsigned limit() const noexcept { return limit_; }
     unsigned in_use() const;
@@ -64,12 +78,15 @@ class SessionPool {
 
   private:
     void release() noexcept;
+    void mark_opened(unsigned level) noexcept;
 
     const unsigned limit_;
     mutable std::mutex mutex_;
     std::condition_variable freed_;
     unsigned in_use_ = 0;
     unsigned peak_ = 0;
+    unsigned opened_ = 0;  // sessions libp11 holds for this slot, as far as we know
+    std::uint64_t generation_ = 0;
 };
 
 }  // namespace hbsd::hsm

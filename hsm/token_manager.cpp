@@ -319,6 +319,7 @@ std::vector<KeyInfo> TokenManager::list_keys(std::string_view token_uri) {
     token->ensure_present();
     const bool logged_in = token->logged_in();
     std::unique_lock objects_lock(token->objects);
+    const auto lease = token->admit();
     return load_key_list(*token, logged_in);
 }
 
@@ -443,7 +444,10 @@ EvpPkey find_private_key(TokenState& token, std::string_view key_uri, detail::Pr
     }
     // Not loaded yet, or a key created since: read the token's private keys (again).
     std::unique_lock lock(token.objects);
-    load_private_keys(token);
+    {
+        const auto lease = token.admit();
+        load_private_keys(token);
+    }
     const auto* k = lookup();
     if (!k) throw Error::key_not_found(key_uri);
     if (copy)
@@ -471,6 +475,7 @@ KeyInfo TokenManager::find_key(const Login& login, std::string_view key_uri) {
     info.algorithm = key.algorithm;
     info.bits = key.bits;
     std::unique_lock lock(token.objects);
+    const auto lease = token.admit();
     attach_certificate(info, key.id, load_certificates(token));
     return info;
 }
@@ -493,9 +498,10 @@ std::vector<unsigned char> TokenManager::sign(const Login& login, std::string_vi
                               " wants a PIN for every signature (CKA_ALWAYS_AUTHENTICATE), "
                               "which hsm/ does not support");
 
-    auto lease = token.pool.acquire();
-    // Shared: signing only reads libp11's key objects, which an enumeration may replace.
+    // Shared: signing only reads libp11's key objects, which an enumeration may replace. The
+    // lease comes second: whoever waits for one must not block an enumeration that holds one.
     std::shared_lock objects_lock(token.objects);
+    auto lease = token.admit();
     clear_p11_failures();
     auto signature = sign_digest(pkey.get(), mechanism, sha256_digest);
     if (!signature.empty()) return signature;
@@ -504,6 +510,7 @@ std::vector<unsigned char> TokenManager::sign(const Login& login, std::string_vi
         // libp11 0.4.12 gives up after C_SignInit (e.g. when its UI has no PIN for a
         // context-specific login) and pools the session with the operation still active;
         // every later signature on it would fail. Drop the pool's sessions.
+        lease = SessionPool::Lease();
         objects_lock.unlock();
         std::unique_lock exclusive(token.objects);
         token.reset_libp11_sessions();

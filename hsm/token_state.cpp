@@ -17,6 +17,7 @@ void Module::release_retired() noexcept {
     if (retired.empty() || logged_in_tokens > 0) return;
     retired.clear();
     for (PKCS11_SLOT& slot : slots.slots()) PKCS11_open_session(&slot, 0);
+    ++session_generation;
 }
 
 TokenState::TokenState(std::shared_ptr<Module> module_, CK_SLOT_ID slot_id_,
@@ -96,6 +97,24 @@ void TokenState::forget_objects() noexcept {
 
 void TokenState::reset_libp11_sessions() noexcept {
     if (slot) PKCS11_open_session(slot, 0);
+    ++module->session_generation;
+}
+
+SessionPool::Lease TokenState::admit() {
+    auto lease = pool.acquire(module->session_generation);
+    if (!lease.needs_probe()) return lease;
+    auto& f = module->functions;
+    CK_SESSION_HANDLE handle = 0;
+    const CK_RV rv = f->C_OpenSession(slot_id, CKF_SERIAL_SESSION, nullptr, nullptr, &handle);
+    if (rv != CKR_OK) {
+        if (ckr_means_token_gone(rv)) gone = true;
+        throw ckr_error(rv, "C_OpenSession", uri);
+    }
+    // Never the application's last session while logged in (the login session is open), so
+    // closing it logs nothing out.
+    f->C_CloseSession(handle);
+    lease.probed();
+    return lease;
 }
 
 void TokenState::forget_login_objects() noexcept {

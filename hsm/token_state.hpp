@@ -11,6 +11,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -41,6 +42,8 @@ struct Module {
     // releasing them would close every session of their slots, our login sessions included.
     std::vector<Pkcs11SlotList> retired;  // guarded by lock
     std::atomic<unsigned> logged_in_tokens{0};
+    // Bumped whenever libp11's session pools of this module's slots are emptied.
+    std::atomic<std::uint64_t> session_generation{0};
 
     // Releases the retired lists once no token of the module is logged in, then empties the
     // session pools of the current slots, whose sessions that release just closed. Caller
@@ -92,6 +95,10 @@ struct TokenState {
     std::vector<PrivateKey> private_keys;  // guarded by objects
     bool private_keys_loaded = false;      // guarded by objects
 
+    // Admits one libp11 operation on the slot (SessionPool), first probing with a session of
+    // our own when libp11 might have to open one: a C_OpenSession that fails inside libp11
+    // 0.4.12 never returns. Caller holds module->lock (shared) and `objects` (either way).
+    SessionPool::Lease admit();
     // Throws TokenNotPresent (and marks the token gone) unless its slot still holds this
     // very token and, while logged in, the login session is still alive. Takes `login`.
     void ensure_present();

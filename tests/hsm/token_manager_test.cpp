@@ -436,6 +436,36 @@ TEST_CASE("a module configured twice is refused", "[hsm]") {
     CHECK(e->code() == Errc::Internal);
 }
 
+TEST_CASE("a failing C_OpenSession is an error and not a hang inside libp11 (fault module)",
+          "[hsm]") {
+    SoftHsmToken token;
+    TokenManager tm({token.fault_module()});
+    const TokenInfo t = the_token(tm);
+    Login login = tm.login(t.uri, "1234");
+    const std::string key = "pkcs11:token=hbsd-test;object=gvbm-LSDL";
+    // libp11 holds no session yet: it would have to open one, and 0.4.12 waits for ever when
+    // that fails. hsm/ probes first.
+    token.set_faults("open_session=CKR_SESSION_COUNT");
+    auto e = error_of([&] { tm.list_keys(t.uri); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::Busy);
+    e = error_of([&] { tm.sign(login, key, Mechanism::rsa_pkcs1_sha256, digest); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::Busy);
+    token.set_faults("open_session=CKR_DEVICE_ERROR");
+    e = error_of([&] { tm.sign(login, key, Mechanism::rsa_pkcs1_sha256, digest); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::Internal);
+
+    token.set_faults("");
+    CHECK(verify("gvbm-LSDL", Mechanism::rsa_pkcs1_sha256, digest,
+                 tm.sign(login, key, Mechanism::rsa_pkcs1_sha256, digest)));
+    // Now libp11 has a session to reuse, and one signature at a time needs no other.
+    token.set_faults("open_session=CKR_SESSION_COUNT");
+    CHECK(verify("gvbm-LSDL", Mechanism::rsa_pkcs1_sha256, digest,
+                 tm.sign(login, key, Mechanism::rsa_pkcs1_sha256, digest)));
+}
+
 TEST_CASE("device errors while signing map to the contract's errors (fault module)", "[hsm]") {
     SoftHsmToken token;
     TokenManager tm({token.fault_module()});

@@ -193,7 +193,7 @@ TEST_CASE("the session pool admits at most its limit and times out with Busy") {
         CHECK(pool.in_use() == 2);
         bool busy = false;
         try {
-            pool.acquire(std::chrono::milliseconds(20));
+            pool.acquire(0, std::chrono::milliseconds(20));
         } catch (const Error& e) {
             busy = e.code() == Errc::Busy;
         }
@@ -203,10 +203,31 @@ TEST_CASE("the session pool admits at most its limit and times out with Busy") {
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
             SessionPool::Lease gone = std::move(lease);
         });
-        auto c = pool.acquire(std::chrono::seconds(5));
+        auto c = pool.acquire(0, std::chrono::seconds(5));
         t.join();
         CHECK(pool.in_use() == 2);
     }
     CHECK(pool.in_use() == 0);
     CHECK(pool.peak() == 2);
+}
+
+TEST_CASE("the session pool asks for a probe only beyond the sessions libp11 holds") {
+    SessionPool pool(4);
+    {
+        auto a = pool.acquire(7);
+        CHECK(a.needs_probe());  // libp11 holds no session yet
+        a.probed();
+        auto b = pool.acquire(7);
+        CHECK(b.needs_probe());  // a second one at once may need a second session
+    }
+    {
+        auto a = pool.acquire(7);
+        CHECK_FALSE(a.needs_probe());  // the first session is there to reuse
+        auto b = pool.acquire(7);
+        CHECK(b.needs_probe());  // b never probed: still unknown
+        b.probed();
+    }
+    CHECK_FALSE(pool.acquire(7).needs_probe());
+    // libp11's pool was emptied: start over.
+    CHECK(pool.acquire(8).needs_probe());
 }

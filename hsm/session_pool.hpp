@@ -14,14 +14,16 @@
 //    goes back to the pool with the operation still active (CKR_OPERATION_ACTIVE for ever).
 // So hsm/ wraps the pool rather than duplicating it: a SessionPool admits at most `limit`
 // (<= 16, <= the token's ulMaxSessionCount - 1, one being the login session) concurrent
-// signatures, so libp11 never has to wait for a session and never opens more than that; the
-// token's presence is checked (C_GetSlotInfo, C_GetTokenInfo, C_GetSessionInfo on the login
-// session - none of which touches the pool) right before each operation that may open a
-// session; a token whose sessions died is marked gone and gets fresh PKCS11_SLOTs, with
-// empty pools, when the slots are re-enumerated; and a pool left with an active operation
-// is emptied (TokenState::reset_libp11_sessions). The remaining window - removal between the
-// presence check and libp11's C_OpenSession - is microseconds wide; a libp11 with PR #579
-// closes it.
+// libp11 operations per token, so libp11 never has to wait for a session and never opens
+// more than that; it counts the sessions libp11 holds, and whenever an operation might make
+// libp11 open another one, TokenState::admit first opens (and closes) one itself, turning a
+// failure into an error instead of a thread lost for ever; the token's presence is checked
+// (C_GetSlotInfo, C_GetTokenInfo, C_GetSessionInfo on the login session) before each
+// operation; a token whose sessions died is marked gone and gets fresh PKCS11_SLOTs, with
+// empty pools, when the slots are re-enumerated; and a pool left with an active operation is
+// emptied (TokenState::reset_libp11_sessions). What remains is a race: C_OpenSession failing
+// inside libp11 right after our probe succeeded (a removal in those microseconds); a libp11
+// with PR #579 closes it.
 #pragma once
 
 #include <chrono>

@@ -77,7 +77,10 @@ struct Report {
     std::string record;  // HocSinh/MaDinhDanh
     std::vector<YearReport> years;
     std::vector<SignatureReport> signatures;  // document order
-    bool structure_ok = true;                 // false: see problems (e.g. a stage after a gap)
+    // Structural faults throw InvalidDocument from parse, and a gap in the stages shows as
+    // in_order == false on the later signature, so today this is always true / empty; kept
+    // for document-level findings that should not be an error.
+    bool structure_ok = true;
     std::vector<std::string> problems;
 
     // valid: every year issued (school seal) and everything checks; invalid: any signature

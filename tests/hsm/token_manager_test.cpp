@@ -155,6 +155,9 @@ TEST_CASE("a wrong PIN is PinIncorrect and SoftHSM2 gives no retry count", "[hsm
         CHECK(e->code() == Errc::PinIncorrect);
         // SoftHSM2 2.6 only raises CKF_USER_PIN_COUNT_LOW, which carries no number.
         CHECK(param(*e, "retries_left") == "<absent>");
+        // The PIN goes nowhere near an error.
+        CHECK(std::string(e->what()).find("9999") == std::string::npos);
+        CHECK(e->detail().find("9999") == std::string::npos);
     }
     CHECK_FALSE(the_token(tm).logged_in);
     CHECK_NOTHROW(tm.login(t.uri, "1234"));

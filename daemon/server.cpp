@@ -108,27 +108,36 @@ void Server::accept() {
             });
             return;
         }
-        Caller caller;
-        try {
-            caller = identify(socket.native_handle(), services_.config.access);
-        } catch (const std::exception& e) {
-            log::warning("peer credentials: %s", e.what());
-            accept();
-            return;
-        }
-        if (connections_.size() >= services_.config.limits.max_connections) {
+        if (connections_.size() + identifying_ >= services_.config.limits.max_connections) {
             // Tell the peer why before hanging up; never block the I/O thread on it.
             const auto f =
                 protocol::encode_frame(protocol::encode_error(Error::busy(kBusyRetryMs)));
             boost::system::error_code ignored;
             socket.non_blocking(true, ignored);
             socket.write_some(asio::buffer(f), ignored);
-            log::info("uid=%u pid=%d: connection limit reached", caller.uid, caller.pid);
-        } else {
-            auto c = std::make_shared<Connection>(*this, std::move(socket), caller);
-            connections_.emplace(c.get(), c);
-            c->start();
+            log::info("connection limit reached");
+            accept();
+            return;
         }
+        // The caller's groups come from NSS (files, LDAP, ...), which may block: look them up
+        // on the worker pool, then come back here to serve the connection.
+        ++identifying_;
+        auto peer = std::make_shared<stream::socket>(std::move(socket));
+        asio::post(pool_, [this, peer] {
+            std::optional<Caller> caller;
+            try {
+                caller = identify(peer->native_handle(), services_.config.access);
+            } catch (const std::exception& e) {
+                log::warning("peer credentials: %s", e.what());
+            }
+            asio::post(io_, [this, peer, caller] {
+                --identifying_;
+                if (!caller || draining_) return;  // the socket closes with `peer`
+                auto c = std::make_shared<Connection>(*this, std::move(*peer), *caller);
+                connections_.emplace(c.get(), c);
+                c->start();
+            });
+        });
         accept();
     });
 }

@@ -17,6 +17,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 
 namespace hbsd::daemon {
@@ -61,7 +62,8 @@ class Server {
     boost::asio::steady_timer accept_retry_;
     boost::asio::steady_timer drain_deadline_;
     std::unordered_map<Connection*, std::weak_ptr<Connection>> connections_;
-    unsigned inflight_ = 0;  // calls on the worker pool; touched on the I/O thread only
+    unsigned inflight_ = 0;     // calls on the worker pool; touched on the I/O thread only
+    unsigned identifying_ = 0;  // accepted, peer groups being looked up
     bool draining_ = false;
     bool finished_ = false;
     std::string unlink_on_exit_;

@@ -9,11 +9,10 @@ namespace {
 
 // Listing tokens is also how the daemon notices a token that went away: its sessions end.
 json::array tokens_json(Services& s) {
+    const auto tokens = s.tokens->list_tokens();
+    note_tokens(s, tokens);
     json::array out;
-    for (const auto& t : s.tokens->list_tokens()) {
-        if (!t.present) s.sessions.end_token(t.uri);
-        out.push_back(json::value_from(to_wire(t)));
-    }
+    for (const auto& t : tokens) out.push_back(json::value_from(to_wire(t)));
     return out;
 }
 

@@ -22,13 +22,14 @@ namespace {
 
 using namespace hbsd::daemon;
 
-int serve(Config config, const std::function<void(Services&)>& before_serving) {
+int serve(Config config, Server::Options options,
+          const std::function<void(Services&)>& before_serving) {
     auto trust = load_trust(config);
     auto tokens = std::make_unique<hbsd::hsm::TokenManager>(config.modules);
     Services services(std::move(config), std::move(tokens), std::move(trust));
     Dispatcher dispatcher;
     {
-        Server server(services, dispatcher);
+        Server server(services, dispatcher, options);
         server.listen();
         // On this thread, before the I/O loop: connections made meanwhile wait in the backlog.
         if (before_serving) before_serving(services);
@@ -69,7 +70,8 @@ int main(int argc, char** argv) {
                 grant.push_back(static_cast<uid_t>(std::strtoul(sudo, nullptr, 10)));
             devmode::DevEnvironment env({*socket_path, HBSD_SOFTHSM2_MODULE, grant});
             log::info("dev mode: state in %s", env.directory().c_str());
-            return serve(env.config(), [&](Services& s) {
+            // No system-wide D-Bus name for a throw-away daemon.
+            return serve(env.config(), {.status_bus = false}, [&](Services& s) {
                 // Printed once the socket exists: a script may connect right after reading it.
                 std::cout << env.announcement(*s.tokens) << std::endl;
             });
@@ -84,7 +86,7 @@ int main(int argc, char** argv) {
                         trust ? trust->root_count() : std::size_t{0});
             return 0;
         }
-        return serve(std::move(config), {});
+        return serve(std::move(config), {}, {});
     } catch (const ConfigError& e) {
         std::fprintf(stderr, "hbsd: %s\n", e.what());
         return 1;

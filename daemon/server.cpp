@@ -7,7 +7,8 @@
 
 #include <grp.h>
 #include <sys/stat.h>
-#include <systemd/sd-daemon.h>
+#include "systemd/listen.hpp"
+#include "systemd/notify.hpp"
 
 #include <boost/asio/post.hpp>
 #include <csignal>
@@ -18,15 +19,18 @@ namespace hbsd::daemon {
 namespace asio = boost::asio;
 using stream = asio::local::stream_protocol;
 
-Server::Server(Services& services, const Dispatcher& dispatcher)
+Server::Server(Services& services, const Dispatcher& dispatcher, Options options)
     : services_(services),
       dispatcher_(dispatcher),
       acceptor_(io_),
       pool_(services.config.limits.worker_threads),
       signals_(io_, SIGTERM, SIGINT),
+      hangup_(io_, SIGHUP),
+      watchdog_timer_(io_),
       sweep_timer_(io_),
       accept_retry_(io_),
-      drain_deadline_(io_) {}
+      drain_deadline_(io_),
+      options_(options) {}
 
 Server::~Server() {
     pool_.join();
@@ -34,9 +38,9 @@ Server::~Server() {
 }
 
 void Server::listen() {
-    if (sd_listen_fds(1) >= 1) {
+    if (const auto fd = systemd::activated_socket()) {
         // Socket activation: systemd made the socket (path, mode, group are the unit's).
-        acceptor_.assign(stream(), SD_LISTEN_FDS_START);
+        acceptor_.assign(stream(), *fd);
         log::info("listening on the socket passed by systemd");
         return;
     }
@@ -81,8 +85,12 @@ void Server::run() {
         log::info("signal %d: finishing running calls, refusing new ones", sig);
         begin_drain();
     });
+    wait_for_hangup();
     asio::post(io_, [this] {
-        sd_notify(0, "READY=1");
+        if (options_.status_bus) start_status_bus();
+        if (const auto interval = systemd::watchdog_interval()) watchdog(*interval / 2);
+        systemd::notify_ready();
+        systemd::notify_status("serving");
         accept();
         sweep();
     });
@@ -146,9 +154,18 @@ void Server::sweep() {
     if (draining_) return;
     // Ending a session logs its token out, and looking for gone tokens asks PKCS#11: not on
     // this thread. A failure here must not take the daemon down; the next round retries.
-    asio::post(pool_, [this] {
+    const bool look_at_tokens = ticks_++ % 5 == 0;
+    if (bus_) {
+        // PropertiesChanged only when a counter moved, not once a second.
+        const std::array<std::uint64_t, 3> now{services_.tokens_present.load(),
+                                               services_.sessions.count_hint(),
+                                               static_cast<std::uint64_t>(services_.signatures)};
+        if (now != announced_) bus_->properties_changed();
+        announced_ = now;
+    }
+    asio::post(pool_, [this, look_at_tokens] {
         try {
-            housekeeping(services_);
+            housekeeping(services_, look_at_tokens);
         } catch (const std::exception& e) {
             log::warning("housekeeping: %s", e.what());
         }
@@ -159,10 +176,57 @@ void Server::sweep() {
     });
 }
 
+void Server::watchdog(std::chrono::microseconds interval) {
+    // Fed from this thread: if the I/O loop hangs, the feeding stops and systemd restarts us.
+    systemd::notify_watchdog();
+    watchdog_timer_.expires_after(interval);
+    watchdog_timer_.async_wait([this, interval](const boost::system::error_code& ec) {
+        if (!ec) watchdog(interval);
+    });
+}
+
+void Server::wait_for_hangup() {
+    hangup_.async_wait([this](const boost::system::error_code& ec, int) {
+        if (ec || draining_) return;
+        systemd::notify_reloading();
+        log::info("SIGHUP: reloading trust anchors and CRLs");
+        // Reading certificate files is blocking I/O: on the pool.
+        asio::post(pool_, [this] {
+            try {
+                services_.set_trust(load_trust(services_.config));
+                log::info("trust anchors and CRLs reloaded");
+            } catch (const Error& e) {
+                log::error("reload failed, keeping the previous trust anchors: %s",
+                           e.detail().empty() ? e.what() : e.detail().c_str());
+            } catch (const std::exception& e) {
+                log::error("reload failed, keeping the previous trust anchors: %s", e.what());
+            }
+            asio::post(io_, [] { systemd::notify_ready(); });
+        });
+        wait_for_hangup();
+    });
+}
+
+void Server::start_status_bus() {
+    try {
+        Services& s = services_;
+        bus_ = std::make_unique<systemd::StatusBus>([&s] {
+            // Counters only: this runs on the bus thread while a D-Bus client waits.
+            return systemd::BusSnapshot{HBSD_VERSION, s.tokens_present.load(),
+                                        static_cast<std::uint32_t>(s.sessions.count_hint()),
+                                        static_cast<std::uint64_t>(s.signatures.load())};
+        });
+        log::info("D-Bus status object %s published", systemd::StatusBus::kName);
+    } catch (const std::exception& e) {
+        log::info("no D-Bus status object: %s", e.what());
+    }
+}
+
 void Server::begin_drain() {
     if (draining_) return;
     draining_ = true;
-    sd_notify(0, "STOPPING=1");
+    systemd::notify_stopping();
+    systemd::notify_status("finishing running calls");
     boost::system::error_code ignored;
     acceptor_.close(ignored);
     // New connections fail at connect() from now on.
@@ -173,6 +237,7 @@ void Server::begin_drain() {
     sweep_timer_.cancel();
     accept_retry_.cancel();
     signals_.cancel();
+    hangup_.cancel();
     finish_if_drained();
 }
 
@@ -197,12 +262,19 @@ void Server::finish_if_drained() {
             if (auto c = w.lock()) rest.push_back(std::move(c));
         for (auto& c : rest) c->close();
     });
-    if (connections_.empty()) drain_deadline_.cancel();
+    if (connections_.empty()) stop_timers();
+}
+
+void Server::stop_timers() noexcept {
+    // The last pending waits: once they are gone, io_.run() returns. The watchdog is fed until
+    // here, so a long drain is not mistaken for a hang.
+    drain_deadline_.cancel();
+    watchdog_timer_.cancel();
 }
 
 void Server::on_closed(Connection* c) noexcept {
     connections_.erase(c);
-    if (finished_ && connections_.empty()) drain_deadline_.cancel();
+    if (finished_ && connections_.empty()) stop_timers();
 }
 
 }  // namespace hbsd::daemon

@@ -5,16 +5,24 @@
 // Shutdown (SIGTERM/SIGINT): the listening socket closes at once, new calls are refused with
 // Busy, calls already running (a whole SignBatch included) finish and their replies are
 // written, then every connection closes and run() returns.
+//
+// Under systemd (Type=notify): READY=1 once serving, STOPPING=1 at shutdown, WATCHDOG=1 from
+// the I/O thread itself (a stuck loop stops feeding it), and SIGHUP re-reads the trust anchors
+// and CRLs (RELOADING=1, then READY=1) - the files CAs update while the daemon runs. Other
+// configuration changes take a restart.
 #pragma once
 
 #include "daemon/dispatch.hpp"
 #include "daemon/services.hpp"
+#include "systemd/bus.hpp"
 
+#include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -26,7 +34,13 @@ class Connection;
 
 class Server {
   public:
-    Server(Services& services, const Dispatcher& dispatcher);
+    struct Options {
+        // Publish the read-only D-Bus status object (systemd/bus.hpp) when the system bus is
+        // reachable; off in development mode.
+        bool status_bus = true;
+    };
+
+    Server(Services& services, const Dispatcher& dispatcher, Options options);
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
     ~Server();
@@ -49,7 +63,11 @@ class Server {
     void begin_drain();
     void finish_if_drained();
     void sweep();
+    void watchdog(std::chrono::microseconds interval);
+    void wait_for_hangup();
+    void start_status_bus();
     void on_closed(Connection* c) noexcept;
+    void stop_timers() noexcept;
     void on_call_finished();
 
     Services& services_;
@@ -58,12 +76,18 @@ class Server {
     boost::asio::local::stream_protocol::acceptor acceptor_;
     boost::asio::thread_pool pool_;
     boost::asio::signal_set signals_;
+    boost::asio::signal_set hangup_;
+    boost::asio::steady_timer watchdog_timer_;
     boost::asio::steady_timer sweep_timer_;
     boost::asio::steady_timer accept_retry_;
     boost::asio::steady_timer drain_deadline_;
     std::unordered_map<Connection*, std::weak_ptr<Connection>> connections_;
     unsigned inflight_ = 0;     // calls on the worker pool; touched on the I/O thread only
     unsigned identifying_ = 0;  // accepted, peer groups being looked up
+    Options options_;
+    std::unique_ptr<systemd::StatusBus> bus_;
+    std::array<std::uint64_t, 3> announced_{};  // tokens present, sessions, signatures
+    unsigned ticks_ = 0;
     bool draining_ = false;
     bool finished_ = false;
     std::string unlink_on_exit_;

@@ -13,17 +13,28 @@ std::shared_ptr<const policies::TrustStore> load_trust(const Config& config) {
 std::optional<std::string> trust_problem(const Services& services,
                                          std::span<const unsigned char> der,
                                          std::chrono::system_clock::time_point at) {
-    if (!services.trust) return "no trust anchors configured";
-    const auto r = services.trust->check(der, at);
+    const auto trust = services.trust();
+    if (!trust) return "no trust anchors configured";
+    const auto r = trust->check(der, at);
     if (r.ok()) return std::nullopt;
     return std::string(policies::to_string(r.problem)) + ": " + r.detail;
 }
 
-void housekeeping(Services& services) {
+void note_tokens(Services& services, const std::vector<hsm::TokenInfo>& tokens) {
+    std::uint32_t present = 0;
+    for (const auto& t : tokens) {
+        if (t.present)
+            ++present;
+        else
+            services.sessions.end_token(t.uri);
+    }
+    services.tokens_present = present;
+}
+
+void housekeeping(Services& services, bool look_at_tokens) {
     services.sessions.sweep();
-    if (services.sessions.active() == 0) return;
-    for (const auto& t : services.tokens->list_tokens())
-        if (!t.present) services.sessions.end_token(t.uri);
+    if (look_at_tokens || services.sessions.active() > 0)
+        note_tokens(services, services.tokens->list_tokens());
 }
 
 }  // namespace hbsd::daemon

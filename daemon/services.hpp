@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -26,19 +27,36 @@ struct Services {
         : config(std::move(cfg)),
           tokens(std::move(token_manager)),
           idempotency(std::make_unique<MemoryIdempotencyStore>(config.limits.idempotency_entries)),
-          trust(std::move(trust_store)) {}
+          trust_(std::move(trust_store)) {}
 
     const Config config;
     std::unique_ptr<hsm::TokenManager> tokens;
     SessionTable sessions;
     std::unique_ptr<IdempotencyStore> idempotency;
     RequestGate requests;
-    std::shared_ptr<const policies::TrustStore> trust;
     std::atomic<std::int64_t> signatures{0};
     // Stands in for the audit log's sequence until store/ exists: numbers the signatures made
     // by this process, starting at 1.
     std::atomic<std::int64_t> audit_seq{0};
     const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    // Tokens present at the last look (Status, ListTokens, housekeeping): read by the D-Bus
+    // status object, which must never ask a token itself.
+    std::atomic<std::uint32_t> tokens_present{0};
+
+    // The trust anchors in force; a reload (SIGHUP) swaps them while calls keep the set they
+    // started with.
+    std::shared_ptr<const policies::TrustStore> trust() const {
+        std::lock_guard lock(trust_mu_);
+        return trust_;
+    }
+    void set_trust(std::shared_ptr<const policies::TrustStore> trust) {
+        std::lock_guard lock(trust_mu_);
+        trust_ = std::move(trust);
+    }
+
+  private:
+    mutable std::mutex trust_mu_;
+    std::shared_ptr<const policies::TrustStore> trust_;
 };
 
 // The trust anchors and CRLs of the configuration; null when none are configured. Throws
@@ -50,10 +68,13 @@ std::optional<std::string> trust_problem(const Services& services,
                                          std::span<const unsigned char> certificate_der,
                                          std::chrono::system_clock::time_point at);
 
-// Periodic, on a worker thread: ends sessions past their ttl and, while any session is open,
-// sessions whose token has gone (so that a removed card ends its session even when no one
-// signs with it).
-void housekeeping(Services& services);
+// Periodic, on a worker thread: ends sessions past their ttl and sessions whose token has gone
+// (so that a removed card ends its session even when no one signs with it); `look_at_tokens`
+// says whether to re-read the slots this round (always, while sessions are open).
+void housekeeping(Services& services, bool look_at_tokens);
+// Records which tokens are present (for the status counters) and ends the sessions of those
+// that are not.
+void note_tokens(Services& services, const std::vector<hsm::TokenInfo>& tokens);
 
 // The interface text of vn.hocbaso.Signer, embedded at build time from the .varlink file.
 std::string_view signer_interface_description() noexcept;

@@ -24,6 +24,7 @@ SessionTable::Opened SessionTable::open(uid_t uid, hsm::Login login, std::chrono
     const auto wall = std::chrono::system_clock::now() + ttl;
     std::lock_guard lock(mu_);
     sessions_.emplace(id, std::move(s));
+    count_ = sessions_.size();
     return {std::move(id), wall};
 }
 
@@ -81,6 +82,7 @@ void SessionTable::close(uid_t uid, std::string_view id, std::string_view method
     live(lock, uid, id, method);
     // Closed on request: afterwards the id is simply unknown.
     sessions_.erase(std::string(id));
+    count_ = sessions_.size();
 }
 
 void SessionTable::end(std::unordered_map<std::string, Session>::iterator it) {
@@ -91,6 +93,7 @@ void SessionTable::end(std::unordered_map<std::string, Session>::iterator it) {
         tombstone_order_.pop_front();
     }
     sessions_.erase(it);
+    count_ = sessions_.size();
 }
 
 void SessionTable::end_token(std::string_view token_uri) {

@@ -10,6 +10,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -71,6 +72,9 @@ class SessionTable {
     // Ends sessions whose ttl passed; called periodically so that logins do not outlive it.
     void sweep();
     std::size_t active();
+    // The number of sessions at the last change, without locking or sweeping (for status
+    // readers that must not block or log a token out).
+    std::size_t count_hint() const noexcept { return count_.load(std::memory_order_relaxed); }
 
   private:
     struct Session {
@@ -94,6 +98,7 @@ class SessionTable {
     std::unordered_map<std::string, uid_t> tombstones_;  // ended (not closed) -> owner
     std::deque<std::string> tombstone_order_;
     std::size_t max_tombstones_;
+    std::atomic<std::size_t> count_{0};
 };
 
 // 128 random bits as lowercase hex (OpenSSL's CSPRNG).

@@ -130,6 +130,7 @@ Daemon::Daemon(DaemonOptions options) : dir_(make_temp_dir("hbsd-daemon-")) {
         ::unsetenv("LISTEN_FDS");
         ::setenv("HBSD_FAULT_REAL_MODULE", HBSD_SOFTHSM2_MODULE, 1);
         ::setenv("HBSD_FAULT_CONTROL", (dir_ / "fault.control").c_str(), 1);
+        for (const auto& [k, v] : options.env) ::setenv(k.c_str(), v.c_str(), 1);
         const int log = ::open((dir_ / "hbsd.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         ::dup2(log, 1);
         ::dup2(log, 2);

@@ -49,6 +49,8 @@ struct DaemonOptions {
     bool trust_test_ca = true;
     // Load SoftHSM2 through tests/support/pkcs11-fault; Daemon::set_faults drives it.
     bool fault_module = false;
+    // Extra environment of the daemon (NOTIFY_SOCKET, WATCHDOG_USEC, ...).
+    std::map<std::string, std::string> env;
 
     DaemonOptions& limit(const std::string& key, long long value) {
         limits[key] = value;
@@ -60,6 +62,10 @@ struct DaemonOptions {
     }
     DaemonOptions& no_trust() {
         trust_test_ca = false;
+        return *this;
+    }
+    DaemonOptions& setenv(const std::string& name, const std::string& value) {
+        env[name] = value;
         return *this;
     }
     DaemonOptions& with_faults() {

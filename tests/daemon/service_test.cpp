@@ -87,6 +87,13 @@ TEST_CASE("service: standard errors and the connection stays usable after them")
         "vn.hocbaso.Signer.Sign",
         {{"session", "x"}, {"key", "k"}, {"role", "janitor"}, {"year", "y"}, {"document", "d"}});
     CHECK(e5.parameters().at("parameter").as_string() == "role");
+    // A subject belongs to the subject teacher's stage and to no other.
+    auto e6 = error_of("vn.hocbaso.Signer.Sign",
+                       sign_params("x", "k", "subject_teacher", "<x/>"));
+    CHECK(e6.parameters().at("parameter").as_string() == "subject");
+    auto e7 = error_of("vn.hocbaso.Signer.Sign",
+                       sign_params("x", "k", "principal", "<x/>", std::string("TOAN")));
+    CHECK(e7.parameters().at("parameter").as_string() == "subject");
 
     CHECK(c.call("org.varlink.service.GetInfo").contains("vendor"));
 }

@@ -379,6 +379,8 @@ TEST_CASE("sessions: a token that goes away ends its sessions") {
         open = c.call(M("Status")).at("sessions").as_int64();
     }
     CHECK(open == 0);
+    CHECK(error_of([&] { c.call(M("ListKeys"), {{"token", d.token_uri()}}); }).code() ==
+          Errc::TokenNotPresent);
     d.set_faults("");
     auto e = error_of([&] {
         c.call(M("Sign"), sign_params(session, key, "subject_teacher", fixture(), "TOAN"));
@@ -388,4 +390,21 @@ TEST_CASE("sessions: a token that goes away ends its sessions") {
     const auto again = open_session(d, c);
     CHECK(c.call(M("Sign"), sign_params(again, key, "subject_teacher", fixture(), "TOAN"))
               .contains("document"));
+}
+
+TEST_CASE("sessions: a locked PIN is PinLocked") {
+    Daemon d(DaemonOptions().with_faults());
+    auto c = d.client();
+    d.set_faults("token_flags=pin_locked\nlogin=CKR_PIN_LOCKED\n");
+    auto e = error_of([&] { open_session(d, c); });
+    CHECK(e.code() == Errc::PinLocked);
+}
+
+TEST_CASE("signing: a document over max_document_bytes is DocumentTooLarge") {
+    Daemon d(DaemonOptions().limit("max_document_bytes", 4096));
+    auto c = d.client();
+    auto e = error_of([&] { c.call(M("Verify"), {{"document", fixture()}}); });  // about 5 KB
+    CHECK(e.code() == Errc::DocumentTooLarge);
+    CHECK(e.parameters().at("limit").as_int64() == 4096);
+    CHECK(e.parameters().at("size").as_int64() == static_cast<std::int64_t>(fixture().size()));
 }

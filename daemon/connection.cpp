@@ -57,9 +57,11 @@ void Connection::on_read(const boost::system::error_code& ec, std::size_t n) {
 }
 
 void Connection::process() {
-    while (!closed_ && !in_call_ && !close_after_flush_ && decoder_.has_frame())
+    // One call at a time, and the next only once the previous reply has left: a peer that
+    // sends calls without reading the replies cannot make the daemon queue replies for it.
+    while (!closed_ && !in_call_ && !writing_ && !close_after_flush_ && decoder_.has_frame())
         dispatch(*decoder_.next());
-    if (closed_ || in_call_) return;
+    if (closed_ || in_call_ || writing_) return;
     if (peer_done_ && !decoder_.has_frame()) {
         close_when_flushed();
         return;
@@ -118,8 +120,8 @@ void Connection::dispatch(const std::string& frame) {
         Request req{self->caller_, *shared_call, protocol::Params(shared_call->parameters), {}};
         if (shared_call->more && reply)
             req.stream = [self, &io](json::object part) {
-                asio::post(io, [self, f = protocol::encode_frame(
-                                          protocol::encode_reply(part, true))] { self->send(f); });
+                asio::post(io, [self, f = protocol::encode_frame(protocol::encode_reply(
+                                          part, true))]() mutable { self->send(std::move(f)); });
             };
         std::string frame;
         try {
@@ -140,13 +142,12 @@ void Connection::dispatch(const std::string& frame) {
 void Connection::finish_call(std::string reply_frame, bool send_reply) {
     in_call_ = false;
     if (send_reply) send(std::move(reply_frame));
-    if (close_after_flush_ && !writing_) {
-        server_.on_call_finished();
-        close();
+    server_.on_call_finished();  // during shutdown this may ask us to close once flushed
+    if (close_after_flush_) {
+        if (!writing_) close();
         return;
     }
     arm_idle();
-    server_.on_call_finished();
     process();
 }
 
@@ -160,7 +161,10 @@ void Connection::write_next() {
     if (closed_) return;
     if (out_.empty()) {
         writing_ = false;
-        if (close_after_flush_ && !in_call_) close();
+        if (close_after_flush_ && !in_call_)
+            close();
+        else
+            process();  // the next call, now that this reply has left
         return;
     }
     writing_ = true;
@@ -183,8 +187,8 @@ void Connection::arm_idle() {
     idle_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
         auto self = weak.lock();
         if (ec || !self || self->closed_) return;
-        // A long call or a slow reader is not idleness.
-        if (self->in_call_ || self->writing_) {
+        // A long call is not idleness; a reply the peer does not read for this long is.
+        if (self->in_call_) {
             self->arm_idle();
             return;
         }
@@ -199,9 +203,7 @@ void Connection::close_when_flushed() {
 }
 
 void Connection::drain() {
-    if (closed_) return;
-    close_after_flush_ = true;
-    if (!writing_ && !in_call_) close();
+    close_when_flushed();
 }
 
 void Connection::close() noexcept {

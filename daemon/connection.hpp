@@ -2,8 +2,9 @@
 // keeps the connection alive through a shared_ptr until its reply has been handed back.
 //
 // Calls on one connection are answered in order, one at a time (Varlink's rule); frames that
-// arrive meanwhile wait in the decoder, and no more is read until they are handled, so a
-// pipelining client cannot make the daemon buffer more than a frame plus one read.
+// arrive meanwhile wait in the decoder, no more is read until they are handled, and the next
+// call starts only when the previous reply has been written, so a pipelining client cannot
+// make the daemon buffer more than a frame plus one read, and one reply.
 #pragma once
 
 #include "daemon/auth.hpp"

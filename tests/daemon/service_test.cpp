@@ -331,3 +331,27 @@ TEST_CASE("service: a peer trickling an endless frame is closed at the idle time
     CHECK(closed);
     CHECK(std::chrono::steady_clock::now() - start < 4s);
 }
+
+TEST_CASE("service: a peer that sends calls but reads no replies is not buffered for") {
+    Daemon d;
+    auto c = d.client();
+    c.set_timeout(2s);
+    std::string chunk;
+    const auto call = protocol::encode_frame(
+        protocol::encode_call({"org.varlink.service.GetInfo", {}}));
+    while (chunk.size() < 64 * 1024) chunk += call;
+    std::size_t sent = 0;
+    bool blocked = false;
+    try {
+        for (; sent < (64u << 20); sent += chunk.size()) c.send_raw(chunk);
+    } catch (const protocol::ConnectionError&) {
+        blocked = true;  // SO_SNDTIMEO: the daemon stopped reading
+    }
+    CHECK(blocked);
+    CHECK(sent < (8u << 20));
+    // The replies that were made are all there, in order, once we read.
+    auto r = c.read_reply();
+    CHECK_FALSE(r.error);
+    CHECK(r.parameters.contains("vendor"));
+    CHECK(d.client().call("org.varlink.service.GetInfo").contains("vendor"));
+}

@@ -33,7 +33,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void read();
     void on_read(const boost::system::error_code& ec, std::size_t n);
     void process();
-    void dispatch(const std::string& frame);
+    void dispatch(std::string frame);
     void finish_call(std::string reply_frame, bool send_reply);
     void send(std::string frame);
     void write_next();

@@ -18,7 +18,8 @@ namespace hbsd::daemon {
 
 struct Request {
     const Caller& caller;
-    const protocol::Call& call;
+    // Owned by the connection for the duration of the call; handlers may wipe secrets in it.
+    protocol::Call& call;
     protocol::Params params;
     // For calls with "more": sends one reply with "continues": true; the handler's return
     // value is the last reply. Empty (and not to be called) when the call has no "more".

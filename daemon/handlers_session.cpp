@@ -22,6 +22,9 @@ json::object open_session(Services& s, Request& r) {
     const std::string token = r.params.string("token");
     std::string pin = r.params.string("pin");
     PinGuard guard{pin};
+    // The copy in the decoded call goes too.
+    if (auto* p = r.call.parameters.if_contains("pin"); p && p->is_string())
+        OPENSSL_cleanse(p->get_string().data(), p->get_string().size());
     const auto ttl_in = r.params.opt_integer("ttl_s");
     const auto max_signatures = r.params.opt_integer("max_signatures");
     r.params.finish();

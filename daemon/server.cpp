@@ -163,13 +163,17 @@ void Server::sweep() {
         if (now != announced_) bus_->properties_changed();
         announced_ = now;
     }
-    asio::post(pool_, [this, look_at_tokens] {
-        try {
-            housekeeping(services_, look_at_tokens);
-        } catch (const std::exception& e) {
-            log::warning("housekeeping: %s", e.what());
-        }
-    });
+    // While long calls keep every worker busy, one queued round is enough.
+    if (!housekeeping_queued_.exchange(true)) {
+        asio::post(pool_, [this, look_at_tokens] {
+            housekeeping_queued_ = false;
+            try {
+                housekeeping(services_, look_at_tokens);
+            } catch (const std::exception& e) {
+                log::warning("housekeeping: %s", e.what());
+            }
+        });
+    }
     sweep_timer_.expires_after(std::chrono::seconds(1));
     sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
         if (!ec) sweep();

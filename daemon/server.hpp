@@ -17,6 +17,7 @@
 #include "systemd/bus.hpp"
 
 #include <array>
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -88,6 +89,7 @@ class Server {
     std::unique_ptr<systemd::StatusBus> bus_;
     std::array<std::uint64_t, 3> announced_{};  // tokens present, sessions, signatures
     unsigned ticks_ = 0;
+    std::atomic<bool> housekeeping_queued_{false};
     bool draining_ = false;
     bool finished_ = false;
     std::string unlink_on_exit_;

@@ -39,7 +39,7 @@ World& world() {
 void handle(World& w, const Caller& caller, const std::string& frame) {
     std::string out;
     try {
-        const auto call = protocol::decode_call(frame);
+        auto call = protocol::decode_call(frame);
         const auto& entry = w.dispatcher.route(caller, call);
         Request req{caller, call, protocol::Params(call.parameters), {}};
         if (call.more)

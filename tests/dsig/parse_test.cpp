@@ -5,7 +5,7 @@
 
 #include <chrono>
 
-#include "catch.hpp"
+#include "tests/support/catch.hpp"
 #include "dsig/document.hpp"
 #include "dsig/parse.hpp"
 #include "support.hpp"

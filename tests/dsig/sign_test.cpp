@@ -1,7 +1,7 @@
 // Signing through all four stages, across two years, and what the signer callback may do.
 #include <thread>
 
-#include "catch.hpp"
+#include "tests/support/catch.hpp"
 #include "dsig/c14n.hpp"
 
 #include "dsig/document.hpp"

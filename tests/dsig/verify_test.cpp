@@ -1,7 +1,7 @@
 // Verification is profile-driven: what breaks a signature, and what Sign refuses after it.
 #include <algorithm>
 
-#include "catch.hpp"
+#include "tests/support/catch.hpp"
 #include "dsig/document.hpp"
 #include "policies/order.hpp"
 #include "support.hpp"

@@ -1,14 +1,11 @@
 // Independent verification: the xmlsec1 command line (its own OpenSSL transforms, chain check
 // against the test CA) accepts every signature we make, one by one.
-#include <sys/wait.h>
-
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
 
-#include "catch.hpp"
+#include "tests/support/catch.hpp"
 #include "dsig/document.hpp"
 #include "support.hpp"
+#include "tests/support/xmlsec1.hpp"
 
 using namespace hbsd;
 using namespace hbsd::test;
@@ -16,45 +13,15 @@ using dsig::Stage;
 
 namespace {
 
-// xmlsec1 needs to be told which attributes are IDs (we have no DTD, on purpose). The
-// namespace and the local name are split at the last ':', so URN namespaces work as is.
-const char* const kIdAttrs[] = {
-    "urn:vn:hocbaso:1:HocBa",
-    "urn:vn:hocbaso:1:HocSinh",
-    "urn:vn:hocbaso:1:ThongTinNamHoc",
-    "urn:vn:hocbaso:1:KetQua",
-    "urn:vn:hocbaso:1:MonHoc",
-    "http://www.w3.org/2000/09/xmldsig#:Signature",
-    "http://uri.etsi.org/01903/v1.3.2#:SignedProperties",
-};
-
-std::string xmlsec1_command(const std::filesystem::path& file, const std::string& id) {
-    std::string cmd = std::string("'") + XMLSEC1 + "' --verify --enabled-reference-uris same-doc";
-    cmd += " --trusted-pem '" + (pki_dir() / "ca.pem").string() + "'";
-    for (const char* a : kIdAttrs) cmd += std::string(" --id-attr:Id '") + a + "'";
-    cmd += " --node-id '" + id + "' '" + file.string() + "'";
-    return cmd;
-}
-
-// Exit status of xmlsec1 --verify for one signature of `xml`.
 int xmlsec1_verify(const std::string& xml, const std::string& id) {
-    auto file = std::filesystem::temp_directory_path() /
-                ("hbsd-dsig-xmlsec1-" + std::to_string(::getpid()) + ".xml");
-    {
-        std::ofstream out(file, std::ios::binary);
-        out << xml;
-    }
-    std::string cmd = xmlsec1_command(file, id) + " >/dev/null 2>&1";
-    int rc = std::system(cmd.c_str());
-    std::filesystem::remove(file);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    return test::xmlsec1_verify(xml, id, pki_dir() / "ca.pem");
 }
 
 void all_verify(const std::string& xml, std::size_t expected) {
     auto doc = dsig::Document::parse(xml);
     REQUIRE(doc.report().signatures.size() == expected);
     for (const auto& s : doc.report().signatures) {
-        INFO(xmlsec1_command("FILE", s.id));
+        INFO(test::xmlsec1_command("FILE", s.id, pki_dir() / "ca.pem"));
         CHECK(xmlsec1_verify(xml, s.id) == 0);
     }
 }

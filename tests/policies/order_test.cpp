@@ -1,6 +1,6 @@
 // policies::check_order: every reason, from both the Document (lazy) and the Report.
 #include "policies/order.hpp"
-#include "catch.hpp"
+#include "tests/support/catch.hpp"
 #include "dsig/document.hpp"
 #include "support.hpp"
 

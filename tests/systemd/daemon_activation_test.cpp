@@ -130,6 +130,7 @@ TEST_CASE("hbsd activated by systemd: READY=1, serves fd 3, STOPPING=1, exit 0",
         } catch (const hbsd::Error& e) {
             if (e.code() != hbsd::Errc::Busy || attempt == 5)
                 FAIL("GetInfo on the passed socket: " << e.what() << "\nhbsd's log:\n" << d.log());
+            WARN("hbsd answered Busy on attempt " << attempt);
             std::this_thread::sleep_for(std::chrono::milliseconds(200));
         } catch (const std::exception& e) {
             FAIL("GetInfo on the passed socket: " << e.what() << "\nhbsd's log:\n" << d.log());

@@ -106,6 +106,8 @@ bool ckr_means_token_gone(ck_rv rv) noexcept {
         // under us means the token was removed (or reset) since the session was opened.
         case CKR_SESSION_HANDLE_INVALID:
         case CKR_SESSION_CLOSED:
+        // The module was finalised or restarted under us: every session died with it.
+        case CKR_CRYPTOKI_NOT_INITIALIZED:
             return true;
         default:
             return false;

@@ -1,6 +1,7 @@
 #include "hsm/token_manager.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <utility>
 
@@ -200,13 +201,66 @@ void refresh_module(ManagerState& state, const std::shared_ptr<Module>& module) 
         module->release_retired();
 }
 
+// What a module answers when it lost its device or its own state: an HSM that restarted
+// (network HSMs lose every session and login with their connection), a module whose daemon
+// died. PKCS#11 has one way back from that without restarting the process: C_Finalize, then
+// C_Initialize, then everything afresh.
+bool needs_reinitialisation(CK_RV rv) noexcept {
+    return rv == CKR_CRYPTOKI_NOT_INITIALIZED || rv == CKR_DEVICE_ERROR || rv == CKR_GENERAL_ERROR;
+}
+
+// Re-initialises a module that answers C_GetSlotList with needs_reinitialisation(), at most
+// once a second. Every token of the module is gone afterwards (its Logins are dead, as after a
+// removal: a new PIN is needed), and its tokens are found again as new ones.
+void reinitialise_module(ManagerState& state, const std::shared_ptr<Module>& module) {
+    using namespace std::chrono;
+    const auto now = duration_cast<nanoseconds>(steady_clock::now().time_since_epoch()).count();
+    auto due = module->next_reinit_ns.load();
+    if (now < due ||
+        !module->next_reinit_ns.compare_exchange_strong(due, now + nanoseconds(1s).count()))
+        return;
+    std::unique_lock lock(module->lock);
+    auto& f = module->functions;
+    CK_ULONG count = 0;
+    if (!needs_reinitialisation(f->C_GetSlotList(CK_FALSE, nullptr, &count))) return;
+    const auto mine = tokens_of(state, *module);
+    for (auto& t : mine) {
+        t->gone = true;
+        t->settle_if_gone();  // C_Logout/C_CloseSession fail harmlessly on the dead module
+        t->forget_objects();
+    }
+    // Released before C_Finalize: releasing a list later would C_CloseAllSessions the slots of
+    // the module's next life.
+    module->retired.clear();
+    module->slots = Pkcs11SlotList();
+    f->C_Finalize(nullptr);
+    // As libp11 initialises it: the module may use OS threads and locks.
+    CK_C_INITIALIZE_ARGS args{};
+    args.flags = CKF_OS_LOCKING_OK;
+    const CK_RV rv = f->C_Initialize(&args);
+    ++module->session_generation;
+    if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+        module->slots = Pkcs11SlotList::none(module->ctx);
+        return;
+    }
+    rebuild_module(state, module, mine, read_slots(*module));
+}
+
 // A module that cannot list its slots right now (a PC/SC module while pcscd restarts) only
-// shows no new tokens until a later refresh succeeds; the other modules carry on.
+// shows no new tokens until a later refresh succeeds; the other modules carry on. One that
+// lost its state (needs_reinitialisation) is re-initialised.
 void refresh_all(ManagerState& state) {
     for (auto& module : state.modules) {
         try {
             refresh_module(state, module);
         } catch (const Error&) {
+            CK_ULONG count = 0;
+            try {
+                if (needs_reinitialisation(
+                        module->functions->C_GetSlotList(CK_FALSE, nullptr, &count)))
+                    reinitialise_module(state, module);
+            } catch (const Error&) {
+            }
         }
     }
 }
@@ -518,6 +572,18 @@ std::vector<unsigned char> TokenManager::sign(const Login& login, std::string_vi
     }
     if (failure.ckr) {
         if (ckr_means_token_gone(*failure.ckr)) token.gone = true;
+        if (!token.gone) {
+            // A device error while the token is being pulled, or an HSM restarting under us:
+            // if the token has gone, that is what the caller needs to hear (TokenNotPresent),
+            // not the error code of the dying call.
+            lease = SessionPool::Lease();
+            objects_lock.unlock();  // ensure_present takes `login`, which comes before it
+            try {
+                token.ensure_present();
+            } catch (const Error& e) {
+                if (e.code() == Errc::TokenNotPresent) throw;
+            }
+        }
         throw ckr_error(*failure.ckr, "C_Sign", token.uri, key_uri);
     }
     throw Error::internal("signing failed: " + failure.detail);

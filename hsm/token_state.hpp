@@ -44,6 +44,9 @@ struct Module {
     std::atomic<unsigned> logged_in_tokens{0};
     // Bumped whenever libp11's session pools of this module's slots are emptied.
     std::atomic<std::uint64_t> session_generation{0};
+    // Earliest steady_clock time (ns since epoch) of the next re-initialisation attempt, so
+    // that a module that stays broken is not finalised over and over (token_manager.cpp).
+    std::atomic<std::int64_t> next_reinit_ns{0};
 
     // Releases the retired lists once no token of the module is logged in, then empties the
     // session pools of the current slots, whose sessions that release just closed. Caller

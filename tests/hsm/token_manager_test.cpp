@@ -770,3 +770,64 @@ TEST_CASE("parallel wrong PINs while logged in cannot exceed the limit", "[hsm]"
     REQUIRE(e);
     CHECK(e->code() == Errc::PinLocked);
 }
+
+TEST_CASE(
+    "a restarted HSM is re-initialised: its tokens come back and need a new login "
+    "(fault module)",
+    "[hsm]") {
+    for (const char* rv : {"CKR_DEVICE_ERROR", "CKR_CRYPTOKI_NOT_INITIALIZED"}) {
+        INFO(rv);
+        SoftHsmToken token;
+        TokenManager tm({token.fault_module()});
+        const TokenInfo t = the_token(tm);
+        Login login = tm.login(t.uri, "1234");
+        const std::string key = key_uri(tm, t.uri, "ht");
+        CHECK(verify("ht", Mechanism::rsa_pkcs1_sha256, digest,
+                     tm.sign(login, key, Mechanism::rsa_pkcs1_sha256, digest)));
+        // Every call fails until the module is finalised and initialised again.
+        token.set_faults(std::string("restart_needed=") + rv + ",1");
+        auto e = error_of([&] { tm.sign(login, key, Mechanism::rsa_pkcs1_sha256, digest); });
+        REQUIRE(e);
+        CHECK(e->code() == Errc::TokenNotPresent);
+        // A listing re-initialises the module; the token is there again, as a new one.
+        bool back = false;
+        for (int i = 0; i < 30 && !back; ++i) {
+            for (const auto& info : tm.list_tokens())
+                if (info.uri == t.uri && info.present) back = true;
+            if (!back) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        REQUIRE(back);
+        // The old login died with the module's state.
+        e = error_of([&] { tm.sign(login, key, Mechanism::rsa_pkcs1_sha256, digest); });
+        REQUIRE(e);
+        CHECK(e->code() == Errc::TokenNotPresent);
+        Login again = tm.login(t.uri, "1234");
+        CHECK(verify("ht", Mechanism::rsa_pkcs1_sha256, digest,
+                     tm.sign(again, key, Mechanism::rsa_pkcs1_sha256, digest)));
+    }
+}
+
+TEST_CASE("a failed C_Sign on a token that has gone is TokenNotPresent (fault module)", "[hsm]") {
+    SoftHsmToken token;
+    TokenManager tm({token.fault_module()});
+    const TokenInfo t = the_token(tm);
+    Login login = tm.login(t.uri, "1234");
+    const std::string key = key_uri(tm, t.uri, "ht");
+    CHECK(verify("ht", Mechanism::rsa_pkcs1_sha256, digest,
+                 tm.sign(login, key, Mechanism::rsa_pkcs1_sha256, digest)));
+    // The device error of a card being pulled, seen by the signature in flight.
+    token.set_faults("sign=CKR_DEVICE_ERROR\ntoken_present=0\n");
+    auto e = error_of([&] { tm.sign(login, key, Mechanism::rsa_pkcs1_sha256, digest); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::TokenNotPresent);
+    token.set_faults("");
+    Login second = tm.login(t.uri, "1234");
+    token.set_faults("sign=CKR_DEVICE_REMOVED");
+    e = error_of([&] { tm.sign(second, key, Mechanism::rsa_pkcs1_sha256, digest); });
+    REQUIRE(e);
+    CHECK(e->code() == Errc::TokenNotPresent);
+    token.set_faults("");
+    Login again = tm.login(t.uri, "1234");
+    CHECK(verify("ht", Mechanism::rsa_pkcs1_sha256, digest,
+                 tm.sign(again, key, Mechanism::rsa_pkcs1_sha256, digest)));
+}

@@ -21,6 +21,12 @@
 //                              return CKR_TOKEN_NOT_PRESENT
 //   token_absent=<label>       the same for the slot holding the token labelled <label> only
 //                              (repeatable)
+//   restart_needed=<rv>,<n>    a crashed or restarted HSM: every call but C_Initialize,
+//                              C_Finalize and C_GetFunctionList returns <rv> (e.g.
+//                              CKR_DEVICE_ERROR, CKR_CRYPTOKI_NOT_INITIALIZED) until the
+//                              application calls C_Initialize again (after C_Finalize); <n> > 0
+//                              numbers the crash, so the directive may stay in the file: a
+//                              new crash needs a new number
 // The module only pretends: a token that "comes back" keeps its objects and, unless the
 // application logged out, its login state.
 #include <p11-kit/pkcs11.h>
@@ -54,8 +60,9 @@ namespace {
     X(C_GetFunctionList)                                                                           \
     X(C_GetSlotList)                                                                               \
     X(C_GetSlotInfo)                                                                               \
-    X(C_GetTokenInfo) X(C_GetMechanismList) X(C_GetMechanismInfo) X(C_InitToken) X(C_InitPIN) X(   \
-        C_SetPIN) X(C_OpenSession) X(C_CloseSession) X(C_CloseAllSessions) X(C_GetSessionInfo)     \
+    X(C_GetTokenInfo)                                                                              \
+    X(C_GetMechanismList) X(C_GetMechanismInfo) X(C_InitToken) X(C_InitPIN) X(C_SetPIN) X(         \
+        C_OpenSession) X(C_CloseSession) X(C_CloseAllSessions) X(C_GetSessionInfo)                 \
         X(C_GetOperationState) X(C_SetOperationState) X(C_Login) X(C_Logout) X(C_CreateObject) X(  \
             C_CopyObject) X(C_DestroyObject) X(C_GetObjectSize) X(C_GetAttributeValue)             \
             X(C_SetAttributeValue) X(C_FindObjectsInit) X(C_FindObjects) X(C_FindObjectsFinal) X(  \
@@ -161,7 +168,12 @@ struct Control {
     CK_FLAGS token_flags = 0;
     bool token_absent = false;
     std::vector<std::string> absent_labels;
+    std::optional<CK_RV> crash_rv;
+    long crash_id = 0;
 };
+
+// The last crash number (restart_needed) the application recovered from by re-initialising.
+std::atomic<long> recovered_crash{0};
 
 std::optional<std::size_t> find_function(std::string_view name) {
     const std::string want = normalise(name);
@@ -219,6 +231,18 @@ Control read_control() {
         if (key == "token_absent") {
             c.absent_labels.push_back(value);
             continue;
+        }
+        if (key == "restart_needed") {
+            const auto comma = value.find(',');
+            auto rv = parse_rv(value.substr(0, comma));
+            const long id = comma == std::string::npos
+                                ? 0
+                                : std::strtol(value.c_str() + comma + 1, nullptr, 10);
+            if (rv && id > 0) {
+                c.crash_rv = rv;
+                c.crash_id = id;
+                continue;
+            }
         }
         auto strip = [&key](std::string_view suffix) {
             if (key.size() > suffix.size() &&
@@ -293,12 +317,17 @@ CK_RV run(std::size_t fn, Call&& call, Post&& post, const std::string& extra = {
     const int flight = ++in_flight[fn];
     if (c.delay_ms[fn]) std::this_thread::sleep_for(std::chrono::milliseconds(c.delay_ms[fn]));
     CK_RV rv;
-    if (c.fail[fn]) {
+    const bool lifecycle =
+        fn == fn_C_Initialize || fn == fn_C_Finalize || fn == fn_C_GetFunctionList;
+    if (c.crash_rv && c.crash_id != recovered_crash && !lifecycle) {
+        rv = *c.crash_rv;
+    } else if (c.fail[fn]) {
         rv = *c.fail[fn];
     } else {
         rv = call();
         if (rv == CKR_OK) rv = post(c);
         if (c.fail_after[fn]) rv = *c.fail_after[fn];
+        if (fn == fn_C_Initialize && rv == CKR_OK && c.crash_rv) recovered_crash = c.crash_id;
     }
     --in_flight[fn];
     log_call(fn, rv, flight, extra);

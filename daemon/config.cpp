@@ -4,6 +4,7 @@
 #include <pwd.h>
 
 #include <toml++/toml.h>
+#include <algorithm>
 #include <fstream>
 #include <initializer_list>
 #include <limits>
@@ -99,6 +100,30 @@ void read_modules(const Reader& r, const toml::node& n, Config& c) {
             if (other.name == m.name)
                 r.fail(t.get("name")->source(), "duplicate module name '" + m.name + "'");
         c.modules.push_back(std::move(m));
+    }
+}
+
+void read_token_mapping(const Reader& r, const toml::node& n, Config& c) {
+    const auto* arr = n.as_array();
+    if (!arr || !arr->is_array_of_tables())
+        r.fail(n.source(), "token_mapping must be [[token_mapping]] tables");
+    for (const auto& e : *arr) {
+        const auto& t = *e.as_table();
+        r.only(t, "[[token_mapping]]", {"reader", "token_serial", "module"});
+        hsm::pcsc::ReaderMapping m;
+        if (const auto* v = t.get("reader")) m.reader = r.string(*v, "token_mapping.reader");
+        if (const auto* v = t.get("token_serial"))
+            m.token_serial = r.string(*v, "token_mapping.token_serial");
+        const auto* mod = t.get("module");
+        if (!mod) r.fail(t.source(), "[[token_mapping]] needs module = \"<[[module]] name>\"");
+        m.module = r.string(*mod, "token_mapping.module");
+        if (m.reader.empty() && m.token_serial.empty())
+            r.fail(t.source(), "[[token_mapping]] needs a reader (name or glob) or a token_serial");
+        // A mapping to a module that is not loaded would silently never apply.
+        if (!std::ranges::any_of(c.modules, [&](const auto& x) { return x.name == m.module; }))
+            r.fail(mod->source(), "token_mapping.module '" + m.module +
+                                      "' names no [[module]] (modules come first in the file)");
+        c.token_mapping.push_back(std::move(m));
     }
 }
 
@@ -206,9 +231,11 @@ Config parse_config(std::string_view text, const std::string& source_name) {
         r.fail(e.source(), std::string(e.description()));
     }
     r.only(root, "the top level",
-           {"module", "socket", "limits", "access", "trust_anchors", "crl_files", "state_dir"});
+           {"module", "socket", "limits", "access", "trust_anchors", "crl_files", "state_dir",
+            "registry_checks", "token_mapping"});
     Config c;
     if (const auto* n = root.get("module")) read_modules(r, *n, c);
+    if (const auto* n = root.get("token_mapping")) read_token_mapping(r, *n, c);
     if (const auto* n = root.get("socket")) read_socket(r, *n, c);
     if (const auto* n = root.get("limits")) read_limits(r, *n, c);
     if (const auto* n = root.get("access")) read_access(r, *n, c);
@@ -220,6 +247,10 @@ Config parse_config(std::string_view text, const std::string& source_name) {
             c.crl_files.push_back(absolute_path(r, f, "crl_files"));
     }
     if (const auto* n = root.get("state_dir")) c.state_dir = absolute_path(r, *n, "state_dir");
+    if (const auto* n = root.get("registry_checks")) {
+        if (!n->is_boolean()) r.fail(n->source(), "registry_checks must be true or false");
+        c.registry_checks = n->as_boolean()->get();
+    }
     return c;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "daemon/capability.hpp"
+#include "hsm/pcsc/mapping.hpp"
 #include "hsm/token_manager.hpp"
 
 #include <sys/types.h>
@@ -52,12 +53,19 @@ struct AccessRule {
 
 struct Config {
     std::vector<hsm::ModuleConfig> modules;
+    // [[token_mapping]]: which module drives the token in which PC/SC reader. With any entry,
+    // the daemon watches pcscd (daemon/token_watch.hpp); a mapped token whose reader holds no
+    // card is not present.
+    std::vector<hsm::pcsc::ReaderMapping> token_mapping;
     SocketConfig socket;
     Limits limits;
     std::vector<AccessRule> access;
     std::optional<std::string> trust_anchors;  // directory of PEM files
     std::vector<std::string> crl_files;
     std::string state_dir = "/var/lib/hbsd";
+    // Sign asks the registry (registered, approved, assigned, year open, record held here).
+    // Off only for tests and benches of the signing path alone; production keeps it on.
+    bool registry_checks = true;
 };
 
 inline constexpr std::string_view kDefaultConfigPath = "/etc/hbsd/hbsd.toml";

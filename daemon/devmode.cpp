@@ -371,4 +371,28 @@ std::string DevEnvironment::announcement(hsm::TokenManager& tokens) const {
                                                       {"people", std::move(people)}});
 }
 
+void DevEnvironment::provision_registry(store::Store& store) const {
+    for (const auto& p : people_) {
+        std::ifstream in(p.certificate_path, std::ios::binary);
+        const std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const auto der = store::certificate_der_from(pem);
+        const bool seal = p.role == "school";
+        std::optional<std::string_view> person;
+        if (!seal) person = p.person;
+        const auto c = store.register_certificate(
+            der, seal ? store::CertificateKind::school : store::CertificateKind::person, kSchool,
+            person);
+        store.approve_certificate(c.fingerprint);
+        if (seal) continue;
+        store::Assignment a;
+        a.school = kSchool;
+        a.year = kYear;
+        a.role = *store::role_from_string(p.role);
+        a.person = p.person;
+        if (a.role != store::Role::principal) a.class_name = kClass;
+        if (a.role == store::Role::subject_teacher) a.subject = p.subject;
+        store.assign(a);
+    }
+}
+
 }  // namespace hbsd::daemon::devmode

@@ -8,6 +8,7 @@
 
 #include "daemon/config.hpp"
 #include "hsm/token_manager.hpp"
+#include "store/store.hpp"
 
 #include <sys/types.h>
 
@@ -48,6 +49,15 @@ class DevEnvironment {
     // The one line printed before serving, with the URIs the daemon's own TokenManager gives:
     // {"socket","token","pin","ca","people":[{"role","subject"?,"name","person","key","certificate"}]}
     std::string announcement(hsm::TokenManager& tokens) const;
+
+    // The demo school's registry in `store`: every demo certificate registered and approved
+    // (the seal as kind school for the school, the others as persons with their codes), and
+    // the roles of class 6A1, year 2024-2025 assigned (each subject teacher for their
+    // subject, GVCN01 homeroom, HT01 principal). Idempotent.
+    void provision_registry(store::Store& store) const;
+
+    static constexpr const char* kYear = "2024-2025";
+    static constexpr const char* kClass = "6A1";
 
     static constexpr const char* kTokenLabel = "hbsd-dev";
 

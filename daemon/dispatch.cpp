@@ -11,6 +11,7 @@ namespace {
 using enum Capability;
 constexpr auto S = kSignerInterface;
 constexpr auto V = kServiceInterface;
+constexpr auto A = kSignerAdminInterface;
 constexpr auto io = Runs::io_thread;
 constexpr auto pool = Runs::worker_pool;
 constexpr auto later = Availability::pending;
@@ -31,24 +32,28 @@ constexpr std::array kTable{
     MethodEntry{S, "SignBatch", sign, handlers::sign_batch, pool},
     MethodEntry{S, "Verify", read, handlers::verify, pool},
 
-    // Administration (registry, assignments, locks): the registry issue fills these.
-    MethodEntry{S, "RegisterCertificate", admin, handlers::pending, pool, later},
-    MethodEntry{S, "ApproveCertificate", admin, handlers::pending, pool, later},
-    MethodEntry{S, "RevokeCertificate", admin, handlers::pending, pool, later},
-    MethodEntry{S, "ListCertificates", admin, handlers::pending, pool, later},
-    MethodEntry{S, "AssignRole", admin, handlers::pending, pool, later},
-    MethodEntry{S, "UnassignRole", admin, handlers::pending, pool, later},
-    MethodEntry{S, "ListAssignments", admin, handlers::pending, pool, later},
-    MethodEntry{S, "SetYearLock", admin, handlers::pending, pool, later},
-    // Records: the record-state issue fills these.
-    MethodEntry{S, "GetRecord", read, handlers::pending, pool, later},
-    MethodEntry{S, "RequestRevocation", admin, handlers::pending, pool, later},
-    MethodEntry{S, "DecideRevocation", admin, handlers::pending, pool, later},
-    MethodEntry{S, "TransferRecord", admin, handlers::pending, pool, later},
+    // Administration (registry, assignments, locks).
+    MethodEntry{S, "RegisterCertificate", admin, handlers::register_certificate, pool},
+    MethodEntry{S, "ApproveCertificate", admin, handlers::approve_certificate, pool},
+    MethodEntry{S, "RevokeCertificate", admin, handlers::revoke_certificate, pool},
+    MethodEntry{S, "ListCertificates", admin, handlers::list_certificates, pool},
+    MethodEntry{S, "AssignRole", admin, handlers::assign_role, pool},
+    MethodEntry{S, "UnassignRole", admin, handlers::unassign_role, pool},
+    MethodEntry{S, "ListAssignments", admin, handlers::list_assignments, pool},
+    MethodEntry{S, "SetYearLock", admin, handlers::set_year_lock, pool},
+    // Records.
+    MethodEntry{S, "GetRecord", read, handlers::get_record, pool},
+    MethodEntry{S, "RequestRevocation", admin, handlers::request_revocation, pool},
+    MethodEntry{S, "DecideRevocation", admin, handlers::decide_revocation, pool},
+    MethodEntry{S, "TransferRecord", admin, handlers::transfer_record, pool},
     // Events and audit.
-    MethodEntry{S, "WatchEvents", read, handlers::pending, pool, later, true},
-    MethodEntry{S, "GetAuditLog", admin, handlers::pending, pool, later},
-    MethodEntry{S, "VerifyAuditLog", admin, handlers::pending, pool, later},
+    // Streamed by the connection on the I/O thread, so watchers never take a worker.
+    MethodEntry{S, "WatchEvents", read, handlers::watch_events, io, ready, true},
+    MethodEntry{S, "GetAuditLog", admin, handlers::get_audit_log, pool},
+    MethodEntry{S, "VerifyAuditLog", admin, handlers::verify_audit_log, pool},
+
+    // hbsd's own extension interface (the contract above is fixed).
+    MethodEntry{A, "GetArchived", admin, handlers::get_archived, pool},
 };
 static_assert(ready != later);
 
@@ -75,7 +80,8 @@ const MethodEntry& Dispatcher::route(const Caller& caller, const protocol::Call&
     const auto* entry = find(call.method);
     if (!entry) {
         const auto iface = protocol::split_method(call.method).first;
-        if (iface != kSignerInterface && iface != kServiceInterface)
+        if (iface != kSignerInterface && iface != kServiceInterface &&
+            iface != kSignerAdminInterface)
             throw Error(Errc::InterfaceNotFound, {{"interface", iface}});
         throw Error::method_not_found(call.method);
     }

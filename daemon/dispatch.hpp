@@ -48,6 +48,8 @@ struct MethodEntry {
 
 inline constexpr std::string_view kSignerInterface = "vn.hocbaso.Signer";
 inline constexpr std::string_view kServiceInterface = "org.varlink.service";
+// hbsd's extension (GetArchived), kept out of the fixed contract.
+inline constexpr std::string_view kSignerAdminInterface = "vn.hocbaso.SignerAdmin";
 
 class Dispatcher {
   public:

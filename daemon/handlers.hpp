@@ -22,6 +22,30 @@ boost::json::object sign_batch(Services&, Request&);
 
 boost::json::object verify(Services&, Request&);
 
+// handlers_admin.cpp
+boost::json::object register_certificate(Services&, Request&);
+boost::json::object approve_certificate(Services&, Request&);
+boost::json::object revoke_certificate(Services&, Request&);
+boost::json::object list_certificates(Services&, Request&);
+boost::json::object assign_role(Services&, Request&);
+boost::json::object unassign_role(Services&, Request&);
+boost::json::object list_assignments(Services&, Request&);
+boost::json::object set_year_lock(Services&, Request&);
+
+// handlers_records.cpp
+boost::json::object get_record(Services&, Request&);
+boost::json::object request_revocation(Services&, Request&);
+boost::json::object decide_revocation(Services&, Request&);
+boost::json::object transfer_record(Services&, Request&);
+
+// handlers_audit.cpp
+boost::json::object get_audit_log(Services&, Request&);
+boost::json::object verify_audit_log(Services&, Request&);
+boost::json::object get_archived(Services&, Request&);  // vn.hocbaso.SignerAdmin
+
+// Checks the parameters; the connection streams the events (requires_more).
+boost::json::object watch_events(Services&, Request&);
+
 // For Availability::pending entries.
 boost::json::object pending(Services&, Request&);
 

@@ -1,5 +1,8 @@
 #include "daemon/handlers_common.hpp"
 
+#include "policies/registry.hpp"
+
+#include <cstdio>
 #include <ctime>
 
 namespace hbsd::daemon {
@@ -45,6 +48,48 @@ protocol::SignatureInfo to_wire(const dsig::SignatureReport& s, const Services& 
     w.registered = false;
     w.problems.emplace_back(kNoRegistry);
     return w;
+}
+
+std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text) {
+    std::tm tm{};
+    int consumed = 0;
+    const std::string t(text);
+    if (std::sscanf(t.c_str(), "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                    &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6 ||
+        static_cast<std::size_t>(consumed) != t.size())
+        return std::nullopt;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    const std::time_t secs = ::timegm(&tm);
+    if (secs == static_cast<std::time_t>(-1)) return std::nullopt;
+    return std::chrono::system_clock::from_time_t(secs);
+}
+
+void judge_registry(protocol::SignatureInfo& w, const dsig::SignatureReport& s,
+                    const dsig::YearReport* year, std::string_view record,
+                    const Services& services, std::chrono::system_clock::time_point at) {
+    if (!services.store) return;
+    w.problems = s.problems;
+    if (s.certificate_der.empty()) {
+        w.trusted = w.registered = false;
+        w.problems.emplace_back("no certificate in KeyInfo");
+        return;
+    }
+    const auto trust = services.trust();
+    if (!trust || !year) {
+        w.trusted = w.registered = false;
+        w.problems.emplace_back(!trust ? "untrusted_certificate: no trust anchors configured"
+                                       : "not_registered: the signature's year is not in the record");
+        return;
+    }
+    const policies::Registry registry(*services.store, trust);
+    std::optional<std::string_view> subject;
+    if (s.subject) subject = *s.subject;
+    const auto a = registry.assess(
+        policies::SigningRequest::from(*year, record, s.role, subject, s.certificate_der), at);
+    w.trusted = a.trusted;
+    w.registered = a.registered;
+    w.problems.insert(w.problems.end(), a.problems.begin(), a.problems.end());
 }
 
 }  // namespace hbsd::daemon

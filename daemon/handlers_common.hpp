@@ -25,4 +25,13 @@ protocol::SignatureInfo to_wire(const dsig::SignatureReport& s, const Services& 
 
 inline constexpr std::string_view kNoRegistry = "registry not configured";
 
+// With a store: trusted and registered as the registry judges them at `at` (Registry::assess),
+// problems = dsig's own plus the registry's. Without one, `w` keeps to_wire's placeholder.
+void judge_registry(protocol::SignatureInfo& w, const dsig::SignatureReport& s,
+                    const dsig::YearReport* year, std::string_view record,
+                    const Services& services, std::chrono::system_clock::time_point at);
+
+// Parses rfc3339's output (and any "YYYY-MM-DDTHH:MM:SSZ"); nullopt for anything else.
+std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text);
+
 }  // namespace hbsd::daemon

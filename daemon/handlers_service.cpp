@@ -50,7 +50,8 @@ boost::json::object get_info(Services&, Request& r) {
             {"product", "hbsd - signing appliance for digital school records (Hoc ba so)"},
             {"version", HBSD_VERSION},
             {"url", "man:hbsd(8)"},
-            {"interfaces", boost::json::array{kServiceInterface, kSignerInterface}}};
+            {"interfaces",
+             boost::json::array{kServiceInterface, kSignerInterface, kSignerAdminInterface}}};
 }
 
 boost::json::object get_interface_description(Services&, Request& r) {
@@ -58,6 +59,8 @@ boost::json::object get_interface_description(Services&, Request& r) {
     r.params.finish();
     if (iface == kSignerInterface) return {{"description", signer_interface_description()}};
     if (iface == kServiceInterface) return {{"description", varlink_service_description()}};
+    if (iface == kSignerAdminInterface)
+        return {{"description", signer_admin_interface_description()}};
     throw Error(Errc::InterfaceNotFound, {{"interface", iface}});
 }
 

@@ -1,13 +1,19 @@
 // Sign and SignBatch.
 //
 // What is checked once per call (session, key, the key's certificate and its trust) is in
-// KeyContext; what is done per document (idempotency, order policy, the signature itself) is in
-// sign_one, so that a batch item fails alone.
+// KeyContext; what is done per document (idempotency, order and registry policy, the signature
+// itself, its commit to the store) is in sign_one, so that a batch item fails alone.
+//
+// Nothing leaves before store.commit_signature has written the archive copy, the record state,
+// the audit entry and the request id in one transaction (DESIGN.md, "Storage, audit, nothing
+// lost"); a refusal is audited too, with the document's hash and never its body.
+#include "daemon/audit_hook.hpp"
 #include "daemon/handlers.hpp"
 #include "daemon/handlers_common.hpp"
 #include "daemon/log.hpp"
 #include "daemon/openssl_handles.hpp"
 #include "policies/order.hpp"
+#include "policies/registry.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -62,13 +68,20 @@ hsm::Mechanism mechanism_for(const std::vector<unsigned char>& der) {
     }
 }
 
+bool registry_on(const Services& s) {
+    return s.store && s.config.registry_checks;
+}
+
 KeyContext key_context(Services& s, Request& r, const std::string& session, const What& w) {
     auto lease = s.sessions.lease(r.caller.uid, session, r.call.method);
     hsm::KeyInfo key = s.tokens->find_key(*lease.login, w.key);
     if (key.certificate_der.empty())
         throw Error::policy("wrong_key", "no certificate is stored beside the key");
-    if (auto why = trust_problem(s, key.certificate_der, std::chrono::system_clock::now()))
-        throw Error::policy("untrusted_certificate", *why);
+    // With the registry on, trust is one of its checks, reported in its order (an unregistered
+    // certificate is not_registered before it is anything else).
+    if (!registry_on(s))
+        if (auto why = trust_problem(s, key.certificate_der, std::chrono::system_clock::now()))
+            throw Error::policy("untrusted_certificate", *why);
     const auto mech = mechanism_for(key.certificate_der);
     return {std::move(lease), std::move(key), mech};
 }
@@ -96,24 +109,57 @@ std::string request_digest(const What& w, std::string_view document) {
     return to_hex(md);
 }
 
-// Runs `make` at most once per (uid, request_id): a retry gets the stored reply, a concurrent
-// retry waits for the first attempt. Without a request_id, just runs it.
+// "Sign" or "SignBatch": the store keeps the method beside the request id and the audit entry.
+std::string method_name(const Request& r) {
+    return std::string(protocol::split_method(r.call.method).second);
+}
+
+// Runs `make(digest)` at most once per (uid, request_id): a retry gets the stored reply, a
+// concurrent retry waits for the first attempt. Without a request_id, just runs it. With a
+// store, `make` commits the request id with the signature, so a retry after a crash or
+// restart finds it too.
 template <class Make>
 json::object idempotent(Services& s, Request& r, const What& w, const std::string& document,
                         const std::optional<std::string>& request_id, Make&& make) {
-    if (!request_id) return make();
+    if (!request_id) return make(std::string());
     if (request_id->empty() || request_id->size() > 256)
         throw Error::invalid_parameter("request_id");
     const std::string digest = request_digest(w, document);
     auto hold = s.requests.enter(r.caller.uid, *request_id);
+    if (s.store) {
+        if (auto done = s.store->replay(r.caller.uid, *request_id, method_name(r), digest)) {
+            const auto* sig = done->result.is_object() ? done->result.as_object().if_contains("signature") : nullptr;
+            if (!sig) throw Error::internal("stored result without a signature");
+            return {{"document", std::string(done->document.begin(), done->document.end())},
+                    {"signature", *sig},
+                    {"audit_seq", done->audit_seq}};
+        }
+        return make(digest);
+    }
     if (auto done = s.idempotency->find(r.caller.uid, *request_id, digest)) return *done;
-    json::object reply = make();
+    json::object reply = make(digest);
     s.idempotency->remember(r.caller.uid, *request_id, digest, reply);
     return reply;
 }
 
+// What the audit can say about a refused document without holding it.
+store::AuditInput refusal_context(const What& w, const std::string& document,
+                                  const KeyContext* kc) {
+    store::AuditInput a;
+    a.role = std::string(dsig::to_string(w.stage));
+    if (kc) a.fingerprint = kc->key.fingerprint;
+    try {
+        a.document_before = sha256_hex(document);
+    } catch (...) {
+    }
+    if (w.subject) a.detail = "subject " + *w.subject;
+    return a;
+}
+
 json::object sign_one(Services& s, Request& r, const std::string& session, const What& w,
-                      const KeyContext& kc, const std::string& document) {
+                      const KeyContext& kc, const std::string& document,
+                      const std::optional<std::string>& request_id, const std::string& digest,
+                      const std::string& progress = {}) {
     auto ticket = s.sessions.reserve_signature(r.caller.uid, session, r.call.method);
     const auto& limits = s.config.limits;
     auto doc = dsig::Document::parse(
@@ -121,6 +167,19 @@ json::object sign_one(Services& s, Request& r, const std::string& session, const
     std::optional<std::string_view> subject;
     if (w.subject) subject = *w.subject;
     policies::check_order(doc, w.stage, w.year, subject);
+
+    // Copied now: add_signature rebuilds the year reports.
+    const dsig::YearReport year_report = *doc.year(w.year);
+    const std::string record = doc.record();
+    if (registry_on(s)) {
+        const auto trust = s.trust();
+        if (!trust)
+            throw Error::policy("untrusted_certificate", "no trust anchors configured");
+        const policies::Registry registry(*s.store, trust);
+        registry.check_signing(policies::SigningRequest::from(year_report, record, w.stage,
+                                                              subject, kc.key.certificate_der),
+                               std::chrono::system_clock::now());
+    }
 
     dsig::Signer signer{kc.key.certificate_der, [&](std::span<const unsigned char> md) {
                             try {
@@ -135,12 +194,52 @@ json::object sign_one(Services& s, Request& r, const std::string& session, const
     const auto report =
         doc.add_signature(w.stage, w.year, subject, signer, std::chrono::system_clock::now());
     std::string out = doc.serialize();
+    const auto now = std::chrono::system_clock::now();
+    auto info = to_wire(report, s, now);
+    judge_registry(info, report, &year_report, record, s, now);
+    json::value signature = json::value_from(info);
+    std::int64_t seq = 0;
+    if (s.store) {
+        store::SignatureCommit c;
+        c.uid = r.caller.uid;
+        c.request_id = request_id;
+        c.method = method_name(r);
+        c.request_hash = digest;
+        c.document_before_sha = sha256_hex(document);
+        c.document_after.assign(out.begin(), out.end());
+        c.record = record;
+        c.school = year_report.school;
+        c.year = w.year;
+        c.role = std::string(dsig::to_string(w.stage));
+        c.fingerprint = report.fingerprint;
+        c.signature_value_sha = report.signature_value_sha256;
+        c.issues_year = w.stage == dsig::Stage::school;
+        c.result = json::object{{"signature", signature}};
+        if (w.subject) c.detail = "subject " + *w.subject;
+        seq = s.store->commit_signature(c);
+        store::AuditInput logged;
+        logged.uid = c.uid;
+        logged.method = c.method;
+        logged.record = c.record;
+        logged.role = c.role;
+        logged.fingerprint = c.fingerprint;
+        logged.document_before = c.document_before_sha;
+        logged.document_after = sha256_hex(out);
+        logged.detail = c.detail;
+        log_audit(seq, logged);
+    } else {
+        seq = s.audit_seq.fetch_add(1) + 1;
+    }
+    // Only a committed signature counts against the session; a refused commit used none.
     ticket.commit();
     s.signatures.fetch_add(1);
-    const std::int64_t seq = s.audit_seq.fetch_add(1) + 1;
-    return {{"document", std::move(out)},
-            {"signature", json::value_from(to_wire(report, s, std::chrono::system_clock::now()))},
-            {"audit_seq", seq}};
+    // The session's token, for watchers following a card; in a batch, "n/m" ends the detail
+    // (the principal's progress).
+    s.publish({"signed", kc.lease.token_uri, std::nullopt, record,
+               std::string(dsig::to_string(w.stage)) + " " + w.year +
+                   (w.subject ? " " + *w.subject : std::string()) +
+                   (progress.empty() ? std::string() : " " + progress)});
+    return {{"document", std::move(out)}, {"signature", std::move(signature)}, {"audit_seq", seq}};
 }
 
 }  // namespace
@@ -154,10 +253,17 @@ json::object sign(Services& s, Request& r) {
 
     // A retry of a finished request is answered from the stored result even when its
     // session has ended since, so the session is looked at only for a new request.
-    return idempotent(s, r, w, document, request_id, [&] {
-        const auto kc = key_context(s, r, session, w);
-        return sign_one(s, r, session, w, kc, document);
-    });
+    std::optional<KeyContext> kc;
+    try {
+        return idempotent(s, r, w, document, request_id, [&](const std::string& digest) {
+            kc.emplace(key_context(s, r, session, w));
+            return sign_one(s, r, session, w, *kc, document, request_id, digest);
+        });
+    } catch (const Error& e) {
+        audit_refusal(s, r.caller.uid, method_name(r), e,
+                      refusal_context(w, document, kc ? &*kc : nullptr));
+        throw;
+    }
 }
 
 json::object sign_batch(Services& s, Request& r) {
@@ -182,20 +288,37 @@ json::object sign_batch(Services& s, Request& r) {
     }
 
     // Session, key and trust are the same for every item: a failure there fails the call.
-    const auto kc = key_context(s, r, session, w);
+    const auto kc = [&] {
+        try {
+            return key_context(s, r, session, w);
+        } catch (const Error& e) {
+            store::AuditInput a;
+            a.role = std::string(dsig::to_string(w.stage));
+            a.detail = std::to_string(items.size()) + " items";
+            audit_refusal(s, r.caller.uid, method_name(r), e, std::move(a));
+            throw;
+        }
+    }();
     json::array results;
     for (std::size_t i = 0; i < items.size(); ++i) {
         protocol::BatchResult br;
         try {
-            auto one = idempotent(s, r, w, items[i].document, items[i].request_id, [&] {
-                return sign_one(s, r, session, w, kc, items[i].document);
-            });
+            auto one = idempotent(s, r, w, items[i].document, items[i].request_id,
+                                  [&](const std::string& digest) {
+                                      return sign_one(s, r, session, w, kc, items[i].document,
+                                                      items[i].request_id, digest,
+                                                      std::to_string(i + 1) + "/" +
+                                                          std::to_string(items.size()));
+                                  });
             br.document = std::string(one.at("document").as_string());
             br.signature = json::value_to<protocol::SignatureInfo>(one.at("signature"));
             br.audit_seq = one.at("audit_seq").as_int64();
         } catch (const Error& e) {
             if (e.code() == Errc::Internal)
                 log::error("%s item %zu: %s", r.call.method.c_str(), i, e.what());
+            auto a = refusal_context(w, items[i].document, &kc);
+            a.detail = "item " + std::to_string(i) + (a.detail ? ", " + *a.detail : "");
+            audit_refusal(s, r.caller.uid, method_name(r), e, std::move(a));
             br.error = std::string(error_name(e.code()));
             br.error_parameters = e.parameters();
         } catch (const std::exception& e) {

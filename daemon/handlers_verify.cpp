@@ -20,15 +20,26 @@ json::object verify(Services& s, Request& r) {
         out.years.push_back({y.year, y.school, y.class_name,
                              y.stage ? std::string(dsig::to_string(*y.stage)) : "none",
                              y.missing_subjects});
-    // Trust is judged now: the audit log that would date hbsd's own signatures comes with
-    // store/ (DESIGN.md, "Policies").
+    // Trust is judged at the time hbsd's audit log recorded for a signature it made (found by
+    // the hash of its SignatureValue), else now (DESIGN.md, "Policies"): records outlive their
+    // signers' certificates.
     const auto now = std::chrono::system_clock::now();
     bool untrusted = false;
     for (const auto& sig : report.signatures) {
-        out.signatures.push_back(to_wire(sig, s, now));
-        untrusted = untrusted || !out.signatures.back().trusted;
+        auto at = now;
+        if (s.store && !sig.signature_value_sha256.empty())
+            if (auto made = s.store->find_signature(sig.signature_value_sha256))
+                if (auto t = parse_rfc3339(made->time)) at = *t;
+        const dsig::YearReport* year = nullptr;
+        for (const auto& y : report.years)
+            if (y.year == sig.year) year = &y;
+        out.signatures.push_back(to_wire(sig, s, at));
+        judge_registry(out.signatures.back(), sig, year, report.record, s, at);
+        const auto& w = out.signatures.back();
+        // Registration counts only where the registry is in force, as for Sign.
+        untrusted = untrusted || !w.trusted ||
+                    (s.store && s.config.registry_checks && !w.registered);
     }
-    // Registration is not part of the verdict until the registry exists; trust is.
     switch (report.verdict()) {
         case dsig::Report::Verdict::valid:
             out.verdict = untrusted ? "invalid" : "valid";

@@ -2,12 +2,14 @@
 //   hbsd [--config PATH]                 serve (foreground; systemd Type=notify)
 //   hbsd --check-config [--config PATH]  parse and check the configuration, then exit
 //   hbsd --dev --socket PATH             development mode (see devmode.hpp)
+#include "daemon/audit_hook.hpp"
 #include "daemon/config.hpp"
 #include "daemon/devmode.hpp"
 #include "daemon/dispatch.hpp"
 #include "daemon/log.hpp"
 #include "daemon/server.hpp"
 #include "daemon/services.hpp"
+#include "daemon/token_watch.hpp"
 
 #include <unistd.h>
 
@@ -15,6 +17,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 
@@ -27,7 +30,12 @@ int serve(Config config, Server::Options options,
     auto trust = load_trust(config);
     auto tokens = std::make_unique<hbsd::hsm::TokenManager>(config.modules);
     Services services(std::move(config), std::move(tokens), std::move(trust));
-    Dispatcher dispatcher;
+    // Opened (and migrated) before the socket listens: a call must never find no store.
+    services.store = std::make_unique<hbsd::store::Store>(hbsd::store::Store::open(
+        std::filesystem::path(services.config.state_dir) / "hbsd.db"));
+    Dispatcher dispatcher(audit_refusals(services));
+    // PC/SC readers and cards ([[token_mapping]]); outlives the server, whose workers read it.
+    TokenWatch token_watch(services);
     {
         Server server(services, dispatcher, options);
         server.listen();
@@ -72,6 +80,8 @@ int main(int argc, char** argv) {
             log::info("dev mode: state in %s", env.directory().c_str());
             // No system-wide D-Bus name for a throw-away daemon.
             return serve(env.config(), {.status_bus = false}, [&](Services& s) {
+                // The demo school's registry, so that the demo signs with every check on.
+                env.provision_registry(*s.store);
                 // Printed once the socket exists: a script may connect right after reading it.
                 std::cout << env.announcement(*s.tokens) << std::endl;
             });
@@ -81,9 +91,10 @@ int main(int argc, char** argv) {
         if (check) {
             // The trust anchors and CRLs are files too: load them as the daemon would.
             const auto trust = load_trust(config);
-            std::printf("%s: ok (%zu modules, %zu access rules, %zu trust anchors)\n",
-                        config_path.c_str(), config.modules.size(), config.access.size(),
-                        trust ? trust->root_count() : std::size_t{0});
+            std::printf(
+                "%s: ok (%zu modules, %zu token mappings, %zu access rules, %zu trust anchors)\n",
+                config_path.c_str(), config.modules.size(), config.token_mapping.size(),
+                config.access.size(), trust ? trust->root_count() : std::size_t{0});
             return 0;
         }
         return serve(std::move(config), {}, {});

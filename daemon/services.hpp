@@ -3,14 +3,19 @@
 #pragma once
 
 #include "daemon/config.hpp"
+#include "daemon/events.hpp"
+#include "daemon/event_hook.hpp"
 #include "daemon/idempotency.hpp"
 #include "daemon/sessions.hpp"
 #include "hsm/token_manager.hpp"
 #include "policies/trust.hpp"
+#include "store/store.hpp"
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -27,21 +32,44 @@ struct Services {
         : config(std::move(cfg)),
           tokens(std::move(token_manager)),
           idempotency(std::make_unique<MemoryIdempotencyStore>(config.limits.idempotency_entries)),
-          trust_(std::move(trust_store)) {}
+          trust_(std::move(trust_store)) {
+        // WatchEvents delivers what is published through the hook.
+        on_event = [this](const Event& e) { events.publish(e); };
+        // Sessions that end by themselves (ttl, max_signatures, token gone) are events.
+        sessions.on_end([this](const std::string& token, std::string_view reason) {
+            publish({"session_expired", token, std::nullopt, std::nullopt, std::string(reason)});
+        });
+    }
 
     const Config config;
+    // Before `sessions`, whose end hook publishes here.
+    EventBus events;
     std::unique_ptr<hsm::TokenManager> tokens;
     SessionTable sessions;
+    // Stands in for the store only where there is none (the fuzz target): with a store,
+    // request ids live in its idempotency table, written with the signature.
     std::unique_ptr<IdempotencyStore> idempotency;
+    // The registry, records, idempotency, archive and audit log (state_dir/hbsd.db). Set once
+    // before serving; null only in harnesses that run without a state directory.
+    std::unique_ptr<store::Store> store;
+    // Where committed changes are announced (WatchEvents subscribes here); may be empty.
+    EventHook on_event;
     RequestGate requests;
     std::atomic<std::int64_t> signatures{0};
-    // Stands in for the audit log's sequence until store/ exists: numbers the signatures made
-    // by this process, starting at 1.
+    // Numbers the signatures made by this process when there is no store (fuzz target only).
     std::atomic<std::int64_t> audit_seq{0};
     const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
     // Tokens present at the last look (Status, ListTokens, housekeeping): read by the D-Bus
     // status object, which must never ask a token itself.
     std::atomic<std::uint32_t> tokens_present{0};
+    // The PC/SC readers as pcscd shows them now; set by TokenWatch before serving when
+    // [[token_mapping]] is configured, else empty.
+    std::function<std::vector<hsm::pcsc::ReaderState>()> pcsc_readers;
+    // Presence of each token URI at the last look, to turn changes into token_inserted /
+    // token_removed events (see note_tokens).
+    std::mutex presence_mu;
+    std::map<std::string, bool> presence;  // guarded by presence_mu
+    bool presence_seeded = false;          // guarded by presence_mu
 
     // The trust anchors in force; a reload (SIGHUP) swaps them while calls keep the set they
     // started with.
@@ -52,6 +80,15 @@ struct Services {
     void set_trust(std::shared_ptr<const policies::TrustStore> trust) {
         std::lock_guard lock(trust_mu_);
         trust_ = std::move(trust);
+    }
+
+    void publish(const Event& e) const noexcept {
+        if (!on_event) return;
+        try {
+            on_event(e);
+        } catch (...) {
+            // An event lost is not a signature lost: the audit log already holds the change.
+        }
     }
 
   private:
@@ -72,6 +109,9 @@ std::optional<std::string> trust_problem(const Services& services,
 // (so that a removed card ends its session even when no one signs with it); `look_at_tokens`
 // says whether to re-read the slots this round (always, while sessions are open).
 void housekeeping(Services& services, bool look_at_tokens);
+// The tokens as ListTokens shows them: the modules' view with the [[token_mapping]] applied
+// (apply_token_mapping), already passed through note_tokens.
+std::vector<hsm::TokenInfo> current_tokens(Services& services);
 // Records which tokens are present (for the status counters) and ends the sessions of those
 // that are not.
 void note_tokens(Services& services, const std::vector<hsm::TokenInfo>& tokens);
@@ -80,5 +120,7 @@ void note_tokens(Services& services, const std::vector<hsm::TokenInfo>& tokens);
 std::string_view signer_interface_description() noexcept;
 // org.varlink.service, as every Varlink service describes it.
 std::string_view varlink_service_description() noexcept;
+// vn.hocbaso.SignerAdmin (handlers_audit.cpp).
+std::string_view signer_admin_interface_description() noexcept;
 
 }  // namespace hbsd::daemon

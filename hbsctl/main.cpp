@@ -1,6 +1,7 @@
 // hbsctl: the command-line front-end of hbsd, on the same client library as every other
 // front-end (protocol/client.hpp). One sub-command per method of vn.hocbaso.Signer that the
 // daemon implements, plus info/describe for org.varlink.service.
+#include "hbsctl/admin_commands.hpp"
 #include "hbsctl/exit_codes.hpp"
 #include "hbsctl/io.hpp"
 #include "protocol/client.hpp"
@@ -275,6 +276,7 @@ int main(int argc, char** argv) {
         action = [&](Client& c) {
             int failed = 0, done = 0;
             json::array all;
+            const bool progress = !g.json && ::isatty(2);
             for (std::size_t start = 0; start < inputs.size(); start += chunk) {
                 const std::size_t end = std::min(inputs.size(), start + chunk);
                 json::array items;
@@ -313,6 +315,18 @@ int main(int argc, char** argv) {
                             }
                             if (g.json) all.push_back(std::move(line));
                             ++i;
+                            if (progress) {
+                                // One line redrawn in place on the terminal; the ok/FAIL lines
+                                // stay on stdout for scripts.
+                                const std::size_t width = 40, total = inputs.size();
+                                const std::size_t filled = i * width / total;
+                                std::fprintf(stderr, "\r[%s%s] %zu/%zu  %d failed", 
+                                             std::string(filled, '#').c_str(),
+                                             std::string(width - filled, ' ').c_str(), i, total,
+                                             failed);
+                                if (i == total) std::fputc('\n', stderr);
+                                std::fflush(stderr);
+                            }
                         }
                     });
             }
@@ -321,6 +335,44 @@ int main(int argc, char** argv) {
             else
                 std::printf("%d signed, %d failed\n", done, failed);
             return failed ? static_cast<int>(batch_partial) : 0;
+        };
+    });
+
+    std::optional<std::size_t> watch_count;
+    auto* watch = app.add_subcommand(
+        "watch", "print the daemon's events as they happen (WatchEvents), until interrupted");
+    watch->add_option("-n,--count", watch_count, "stop after this many events");
+    watch->callback([&] {
+        action = [&](Client& c) {
+            std::size_t seen = 0;
+            // WatchEvents never ends by itself; stopping early just hangs up.
+            struct Enough {};
+            try {
+                c.call_more(std::string(kSigner) + "WatchEvents", {},
+                            [&](const json::object& r, bool) {
+                                const auto& e = r.at("event").as_object();
+                                if (g.json) {
+                                    print_json(e);
+                                } else {
+                                    auto field = [&](const char* k) -> std::string {
+                                        const auto* v = e.if_contains(k);
+                                        return v && v->is_string()
+                                                   ? " " + std::string(k) + "=" +
+                                                         std::string(v->get_string())
+                                                   : std::string();
+                                    };
+                                    std::printf("%s %-16s%s%s%s%s\n",
+                                                std::string(e.at("time").as_string()).c_str(),
+                                                std::string(e.at("kind").as_string()).c_str(),
+                                                field("token").c_str(), field("reader").c_str(),
+                                                field("record").c_str(), field("detail").c_str());
+                                }
+                                std::fflush(stdout);
+                                if (watch_count && ++seen >= *watch_count) throw Enough{};
+                            });
+            } catch (const Enough&) {
+            }
+            return 0;
         };
     });
 
@@ -346,6 +398,9 @@ int main(int argc, char** argv) {
             return 0;
         };
     });
+
+    // certificates, assign/unassign/assignments, year-lock, record, audit, archive.
+    add_admin_commands(app, g.json, action);
 
     try {
         app.parse(argc, argv);

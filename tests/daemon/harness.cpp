@@ -111,8 +111,14 @@ Daemon::Daemon(DaemonOptions options) : dir_(make_temp_dir("hbsd-daemon-")) {
     if (options.trust_test_ca) fs::copy_file(pki_dir() / "ca.pem", dir_ / "anchors" / "ca.pem");
 
     std::ostringstream cfg;
-    cfg << "state_dir = \"" << (dir_ / "state").string() << "\"\n";
+    cfg << "state_dir = \"" << options.state_dir.value_or((dir_ / "state").string()) << "\"\n";
     if (options.trust_test_ca) cfg << "trust_anchors = \"" << (dir_ / "anchors").string() << "\"\n";
+    cfg << "registry_checks = " << (options.registry ? "true" : "false") << "\n";
+    if (!options.crl_files.empty()) {
+        cfg << "crl_files = [";
+        for (const auto& f : options.crl_files) cfg << "\"" << f << "\", ";
+        cfg << "]\n";
+    }
     cfg << "\n[[module]]\nname = \"softhsm\"\npath = \""
         << (options.fault_module ? HBSD_FAULT_MODULE : HBSD_SOFTHSM2_MODULE) << "\"\n\n"
         << "[socket]\npath = \"" << socket() << "\"\nmode = 0o666\n\n"
@@ -121,6 +127,7 @@ Daemon::Daemon(DaemonOptions options) : dir_(make_temp_dir("hbsd-daemon-")) {
     cfg << "\n[[access]]\nuser = 0\ncapabilities = [\"admin\"]\n";
     for (const auto& [uid, caps] : options.access)
         cfg << "\n[[access]]\nuser = " << uid << "\ncapabilities = " << caps << "\n";
+    cfg << options.extra_config;
     write_file(dir_ / "hbsd.toml", cfg.str());
 
     pid_ = ::fork();

@@ -47,10 +47,19 @@ struct DaemonOptions {
     // uid -> capabilities (TOML array text, e.g. R"(["read"])"); root gets admin always.
     std::map<uid_t, std::string> access;
     bool trust_test_ca = true;
+    // Sign asks the registry (registry_checks in hbsd.toml). Off by default: most tests exercise
+    // the signing path with an empty registry; tests/registry turns it on.
+    bool registry = false;
+    // A state directory that outlives this daemon (restart tests); default: inside dir().
+    std::optional<std::string> state_dir;
+    // crl_files of hbsd.toml.
+    std::vector<std::string> crl_files;
     // Load SoftHSM2 through tests/support/pkcs11-fault; Daemon::set_faults drives it.
     bool fault_module = false;
     // Extra environment of the daemon (NOTIFY_SOCKET, WATCHDOG_USEC, ...).
     std::map<std::string, std::string> env;
+    // TOML appended to the config file (e.g. [[token_mapping]] tables).
+    std::string extra_config;
 
     DaemonOptions& limit(const std::string& key, long long value) {
         limits[key] = value;
@@ -66,6 +75,10 @@ struct DaemonOptions {
     }
     DaemonOptions& setenv(const std::string& name, const std::string& value) {
         env[name] = value;
+        return *this;
+    }
+    DaemonOptions& with_registry() {
+        registry = true;
         return *this;
     }
     DaemonOptions& with_faults() {

@@ -67,7 +67,8 @@ TEST_CASE("signing: the four-stage chain of the fixture and a valid Verify") {
         auto r = c.call(M("Sign"), sign_params(session, d.key_uri(key), role, doc, subject));
         doc = std::string(r.at("document").as_string());
         const auto seq = r.at("audit_seq").as_int64();
-        CHECK(seq == last_seq + 1);
+        // Audit entries are shared with refusals (the early one above has its own): increasing.
+        CHECK(seq > last_seq);
         last_seq = seq;
         return json::value_to<protocol::SignatureInfo>(r.at("signature"));
     };

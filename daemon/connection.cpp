@@ -58,7 +58,45 @@ void Connection::on_read(const boost::system::error_code& ec, std::size_t n) {
     process();
 }
 
+void Connection::follow_events() {
+    // Streamed on this thread, not a worker: any number of watchers costs no worker and no
+    // max_inflight slot, so watching never holds up signing. The bus only queues (bounded, the
+    // oldest dropped for a slow watcher, see events.hpp) and posts a wake-up here.
+    in_call_ = true;
+    auto& io = server_.io_;
+    events_ = server_.services_.events.subscribe([weak = weak_from_this(), &io] {
+        asio::post(io, [weak] {
+            if (auto self = weak.lock()) self->pump_events();
+        });
+    });
+    // A watcher sends nothing more: its hangup (or any bytes) ends the stream.
+    reading_ = true;
+    socket_.async_read_some(asio::buffer(buf_), [self = shared_from_this()](
+                                                    const boost::system::error_code&, std::size_t) {
+        self->reading_ = false;
+        self->close();
+    });
+}
+
+void Connection::pump_events() {
+    // One batch at a time, and the next only once it is written: what a slow reader has not
+    // taken stays in its bounded queue, not in out_.
+    if (closed_ || !events_ || writing_) return;
+    std::uint64_t dropped = 0;
+    const auto batch = events_->take(64, dropped);
+    if (dropped)
+        log::info("uid=%u pid=%d: watcher too slow, %llu events dropped", caller_.uid, caller_.pid,
+                  static_cast<unsigned long long>(dropped));
+    for (const auto& e : batch)
+        send(protocol::encode_frame(
+            protocol::encode_reply(boost::json::object{{"event", to_json(e)}}, true)));
+}
+
 void Connection::process() {
+    if (events_) {
+        pump_events();
+        return;
+    }
     // One call at a time, and the next only once the previous reply has left: a peer that
     // sends calls without reading the replies cannot make the daemon queue replies for it.
     while (!closed_ && !in_call_ && !writing_ && !close_after_flush_ && decoder_.has_frame())
@@ -106,6 +144,12 @@ void Connection::dispatch(std::string frame) {
         Request req{caller_, call, protocol::Params(call.parameters), {}};
         try {
             auto out = server_.dispatcher_.invoke(*entry, server_.services_, req);
+            // A method that requires "more" is an event stream (WatchEvents): its handler only
+            // checks the parameters, the connection does the streaming.
+            if (entry->requires_more) {
+                if (reply) follow_events();
+                return;
+            }
             if (reply) send(protocol::encode_frame(protocol::encode_reply(out)));
         } catch (const Error& e) {
             refuse(e);
@@ -208,12 +252,22 @@ void Connection::close_when_flushed() {
 }
 
 void Connection::drain() {
+    if (events_) {
+        // A watch has no last reply to wait for.
+        events_->close();
+        events_.reset();
+        in_call_ = false;
+    }
     close_when_flushed();
 }
 
 void Connection::close() noexcept {
     if (closed_) return;
     closed_ = true;
+    if (events_) {
+        events_->close();
+        events_.reset();
+    }
     boost::system::error_code ignored;
     socket_.shutdown(asio::socket_base::shutdown_both, ignored);
     socket_.close(ignored);

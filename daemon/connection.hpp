@@ -8,6 +8,7 @@
 #pragma once
 
 #include "daemon/auth.hpp"
+#include "daemon/events.hpp"
 #include "protocol/frame.hpp"
 
 #include <array>
@@ -39,6 +40,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void write_next();
     void arm_idle();
     void close_when_flushed();
+    // WatchEvents: the connection follows the event bus until the peer hangs up (or sends
+    // anything: a watching connection takes no further calls), see connection.cpp.
+    void follow_events();
+    void pump_events();
 
     Server& server_;
     boost::asio::local::stream_protocol::socket socket_;
@@ -53,6 +58,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool peer_done_ = false;  // EOF or read error: no more calls will come
     bool close_after_flush_ = false;
     bool closed_ = false;
+    std::shared_ptr<Subscription> events_;  // set while serving WatchEvents
 };
 
 }  // namespace hbsd::daemon

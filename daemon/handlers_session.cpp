@@ -37,15 +37,34 @@ json::object open_session(Services& s, Request& r) {
         std::min<std::int64_t>(ttl_in.value_or(l.session_ttl_s), l.session_ttl_max_s);
 
     hsm::Login login = s.tokens->login(token, pin);
+    const std::string token_uri = login.token_uri();
+    // A mapped token whose reader holds no card (token_watch.hpp) is not there to sign with,
+    // even though its module still answers. The last look may predate a re-insertion: look
+    // again before refusing.
+    auto absent = [&] {
+        std::lock_guard lock(s.presence_mu);
+        const auto it = s.presence.find(token_uri);
+        return it != s.presence.end() && !it->second;
+    };
+    if (absent()) {
+        current_tokens(s);
+        if (absent()) throw Error::token_not_present(token_uri);
+    }
     auto opened =
         s.sessions.open(r.caller.uid, std::move(login), std::chrono::seconds(ttl), max_signatures);
+    // The session id is the caller's bearer of the PIN's consent: never in an event.
+    s.publish({"session_opened", token_uri, std::nullopt, std::nullopt,
+               "uid " + std::to_string(r.caller.uid)});
     return {{"session", opened.id}, {"expires_at", rfc3339(opened.expires_at)}};
 }
 
 json::object close_session(Services& s, Request& r) {
     const std::string session = r.params.string("session");
     r.params.finish();
+    const std::string token_uri = s.sessions.lease(r.caller.uid, session, r.call.method).token_uri;
     s.sessions.close(r.caller.uid, session, r.call.method);
+    s.publish({"session_closed", token_uri, std::nullopt, std::nullopt,
+               "uid " + std::to_string(r.caller.uid)});
     return {};
 }
 

@@ -9,8 +9,7 @@ namespace {
 
 // Listing tokens is also how the daemon notices a token that went away: its sessions end.
 json::array tokens_json(Services& s) {
-    const auto tokens = s.tokens->list_tokens();
-    note_tokens(s, tokens);
+    const auto tokens = current_tokens(s);
     json::array out;
     for (const auto& t : tokens) out.push_back(json::value_from(to_wire(t)));
     return out;

@@ -1,5 +1,7 @@
 #include "daemon/services.hpp"
 
+#include "daemon/token_watch.hpp"
+
 namespace hbsd::daemon {
 
 std::shared_ptr<const policies::TrustStore> load_trust(const Config& config) {
@@ -22,19 +24,60 @@ std::optional<std::string> trust_problem(const Services& services,
 
 void note_tokens(Services& services, const std::vector<hsm::TokenInfo>& tokens) {
     std::uint32_t present = 0;
+    std::vector<const hsm::TokenInfo*> inserted, removed;
+    {
+        // Listings race (housekeeping, ListTokens, a PC/SC event): whoever holds the lock
+        // compares with the last one, so each change is announced once.
+        std::lock_guard lock(services.presence_mu);
+        // One URI may be listed twice (a gone token and its successor elsewhere): present if
+        // any is.
+        std::map<std::string, const hsm::TokenInfo*> now;
+        for (const auto& t : tokens) {
+            // An empty reader's slot URI is not a token; it never "arrives".
+            if (t.label.empty() && !t.present) continue;
+            auto& slot = now[t.uri];
+            if (!slot || t.present) slot = &t;
+        }
+        for (const auto& [uri, t] : now) {
+            auto [it, fresh] = services.presence.try_emplace(uri, t->present);
+            if (services.presence_seeded &&  // what was there at start-up is no news
+                ((fresh && t->present) || (!fresh && it->second != t->present)))
+                (t->present ? inserted : removed).push_back(t);
+            it->second = t->present;
+        }
+        // No longer listed at all (its slot now holds another token): gone too.
+        for (auto& [uri, was_present] : services.presence) {
+            if (!was_present || now.contains(uri)) continue;
+            was_present = false;
+            services.publish({"token_removed", uri, std::nullopt, std::nullopt, std::nullopt});
+        }
+        services.presence_seeded = true;
+    }
+    // Removal first, so that a watcher sees token_removed before the session_expired events
+    // ending the token's sessions.
+    for (const auto* t : removed)
+        services.publish({"token_removed", t->uri, t->reader, std::nullopt, t->label});
     for (const auto& t : tokens) {
         if (t.present)
             ++present;
         else
             services.sessions.end_token(t.uri);
     }
+    for (const auto* t : inserted)
+        services.publish({"token_inserted", t->uri, t->reader, std::nullopt, t->label});
     services.tokens_present = present;
+}
+
+std::vector<hsm::TokenInfo> current_tokens(Services& services) {
+    auto tokens = services.tokens->list_tokens();
+    apply_token_mapping(services, tokens);
+    note_tokens(services, tokens);
+    return tokens;
 }
 
 void housekeeping(Services& services, bool look_at_tokens) {
     services.sessions.sweep();
-    if (look_at_tokens || services.sessions.active() > 0)
-        note_tokens(services, services.tokens->list_tokens());
+    if (look_at_tokens || services.sessions.active() > 0) current_tokens(services);
 }
 
 }  // namespace hbsd::daemon

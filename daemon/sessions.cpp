@@ -29,7 +29,8 @@ SessionTable::Opened SessionTable::open(uid_t uid, hsm::Login login, std::chrono
 }
 
 SessionTable::Session& SessionTable::live(std::unique_lock<std::mutex>&, uid_t uid,
-                                          std::string_view id, std::string_view method) {
+                                          std::string_view id, std::string_view method,
+                                          bool for_signature) {
     sweep_locked(Clock::now());
     const std::string key(id);
     if (auto it = sessions_.find(key); it != sessions_.end()) {
@@ -37,7 +38,9 @@ SessionTable::Session& SessionTable::live(std::unique_lock<std::mutex>&, uid_t u
         return it->second;
     }
     if (auto t = tombstones_.find(key); t != tombstones_.end()) {
-        if (t->second != uid) throw Error::permission_denied(uid, method);
+        if (t->second.uid != uid) throw Error::permission_denied(uid, method);
+        if (for_signature && t->second.token_removed)
+            throw Error::token_not_present(t->second.token_uri);
         throw Error::session_expired(id);
     }
     throw Error::session_not_found(id);
@@ -52,7 +55,7 @@ SessionTable::Lease SessionTable::lease(uid_t uid, std::string_view id, std::str
 SessionTable::Ticket SessionTable::reserve_signature(uid_t uid, std::string_view id,
                                                      std::string_view method) {
     std::unique_lock lock(mu_);
-    auto& s = live(lock, uid, id, method);
+    auto& s = live(lock, uid, id, method, true);
     if (s.max_signatures && s.completed + s.reserved >= *s.max_signatures)
         // Every allowed signature is made or being made: for this caller the session is over.
         throw Error::session_expired(id);
@@ -66,7 +69,8 @@ void SessionTable::unreserve(const std::string& id, bool committed) noexcept {
     if (it == sessions_.end()) return;
     --it->second.reserved;
     if (committed) ++it->second.completed;
-    if (it->second.max_signatures && it->second.completed >= *it->second.max_signatures) end(it);
+    if (it->second.max_signatures && it->second.completed >= *it->second.max_signatures)
+        end(it, "max_signatures");
 }
 
 SessionTable::Ticket::~Ticket() {
@@ -85,8 +89,17 @@ void SessionTable::close(uid_t uid, std::string_view id, std::string_view method
     count_ = sessions_.size();
 }
 
-void SessionTable::end(std::unordered_map<std::string, Session>::iterator it) {
-    tombstones_.emplace(it->first, it->second.uid);
+void SessionTable::end(std::unordered_map<std::string, Session>::iterator it,
+                       std::string_view reason) {
+    if (on_end_) {
+        try {
+            on_end_(it->second.token_uri, reason);
+        } catch (...) {
+            // A listener's failure must not keep a session alive.
+        }
+    }
+    tombstones_.emplace(it->first,
+                        Tombstone{it->second.uid, it->second.token_uri, reason == "token_removed"});
     tombstone_order_.push_back(it->first);
     while (tombstone_order_.size() > max_tombstones_) {
         tombstones_.erase(tombstone_order_.front());
@@ -100,7 +113,7 @@ void SessionTable::end_token(std::string_view token_uri) {
     std::lock_guard lock(mu_);
     for (auto it = sessions_.begin(); it != sessions_.end();) {
         auto next = std::next(it);
-        if (it->second.token_uri == token_uri) end(it);
+        if (it->second.token_uri == token_uri) end(it, "token_removed");
         it = next;
     }
 }
@@ -108,7 +121,7 @@ void SessionTable::end_token(std::string_view token_uri) {
 void SessionTable::sweep_locked(Clock::time_point now) {
     for (auto it = sessions_.begin(); it != sessions_.end();) {
         auto next = std::next(it);
-        if (it->second.expires <= now) end(it);
+        if (it->second.expires <= now) end(it, "ttl");
         it = next;
     }
 }

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -60,9 +61,18 @@ class SessionTable {
 
     explicit SessionTable(std::size_t max_tombstones = 4096) : max_tombstones_(max_tombstones) {}
 
+    // Told (under the table's lock: must not call back into the table, must not block) when a
+    // session ends by itself: reason "ttl", "max_signatures" or "token_removed". CloseSession is
+    // not reported here; its handler knows. Set once, before the server starts.
+    using EndHook = std::function<void(const std::string& token_uri, std::string_view reason)>;
+    void on_end(EndHook hook) { on_end_ = std::move(hook); }
+
     Opened open(uid_t uid, hsm::Login login, std::chrono::seconds ttl,
                 std::optional<std::int64_t> max_signatures);
-    // SessionNotFound, SessionExpired, or PermissionDenied{uid, method} for another uid's session.
+    // SessionNotFound, SessionExpired, or PermissionDenied{uid, method} for another uid's session;
+    // TokenNotPresent when the session ended because its token went away: a signature (a batch
+    // item) that can no longer be made for that reason says so, while the session's next call
+    // (lease) hears SessionExpired.
     Ticket reserve_signature(uid_t uid, std::string_view session, std::string_view method);
     // Same checks without reserving.
     Lease lease(uid_t uid, std::string_view session, std::string_view method);
@@ -88,17 +98,23 @@ class SessionTable {
     };
 
     Session& live(std::unique_lock<std::mutex>& lock, uid_t uid, std::string_view id,
-                  std::string_view method);
-    void end(std::unordered_map<std::string, Session>::iterator it);
+                  std::string_view method, bool for_signature = false);
+    void end(std::unordered_map<std::string, Session>::iterator it, std::string_view reason);
     void unreserve(const std::string& id, bool committed) noexcept;
     void sweep_locked(Clock::time_point now);
 
     std::mutex mu_;
     std::unordered_map<std::string, Session> sessions_;
-    std::unordered_map<std::string, uid_t> tombstones_;  // ended (not closed) -> owner
+    struct Tombstone {
+        uid_t uid;
+        std::string token_uri;
+        bool token_removed = false;
+    };
+    std::unordered_map<std::string, Tombstone> tombstones_;  // ended (not closed)
     std::deque<std::string> tombstone_order_;
     std::size_t max_tombstones_;
     std::atomic<std::size_t> count_{0};
+    EndHook on_end_;
 };
 
 // 128 random bits as lowercase hex (OpenSSL's CSPRNG).

@@ -217,3 +217,24 @@ TEST_CASE("resilience: a slow token delays only its own signatures, events keep 
     CHECK(w.wait_for("signed") >= 0);
     c3.call(M("CloseSession"), {{"session", other}});
 }
+
+TEST_CASE("events: hbsctl watch prints the events live, as text and as JSON") {
+    Daemon d;
+    Run text, js;
+    std::thread t1([&] { text = run_hbsctl({"-s", d.socket(), "watch", "-n", "2"}); });
+    std::thread t2([&] { js = run_hbsctl({"-s", d.socket(), "--json", "watch", "-n", "2"}); });
+    settle();
+    auto c = d.client();
+    const auto session = open_session(d, c);
+    c.call(M("CloseSession"), {{"session", session}});
+    t1.join();
+    t2.join();
+    CHECK(text.code == 0);
+    CHECK(text.out.find("session_opened") != std::string::npos);
+    CHECK(text.out.find("session_closed") != std::string::npos);
+    CHECK(text.out.find("token=" + d.token_uri()) != std::string::npos);
+    CHECK(js.code == 0);
+    const auto first = json::parse(js.out.substr(0, js.out.find('\n'))).as_object();
+    CHECK(first.at("kind").as_string() == "session_opened");
+    CHECK(first.at("token").as_string() == d.token_uri());
+}

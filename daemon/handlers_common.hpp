@@ -25,7 +25,7 @@ protocol::SignatureInfo to_wire(const dsig::SignatureReport& s, const Services& 
 
 inline constexpr std::string_view kNoRegistry = "registry not configured";
 
-// With a store: trusted and registered as the registry judges them at `at` (Registry::assess),
+// With a store and registry_checks on: trusted and registered as the registry judges them at `at` (Registry::assess),
 // problems = dsig's own plus the registry's. Without one, `w` keeps to_wire's placeholder.
 void judge_registry(protocol::SignatureInfo& w, const dsig::SignatureReport& s,
                     const dsig::YearReport* year, std::string_view record,

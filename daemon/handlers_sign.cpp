@@ -109,10 +109,15 @@ std::string request_digest(const What& w, std::string_view document) {
     return to_hex(md);
 }
 
-// "Sign" or "SignBatch": the store keeps the method beside the request id and the audit entry.
+// "Sign" or "SignBatch", for refusals.
 std::string method_name(const Request& r) {
     return std::string(protocol::split_method(r.call.method).second);
 }
+
+// The method kept with a request id (and on the audit entry of a signature): "Sign" for a
+// batch item too, because a request id names one signature whichever call carried it (a
+// SignBatch item may retry a Sign and vice versa); the entry's detail says it was a batch.
+constexpr std::string_view kSignMethod = "Sign";
 
 // Runs `make(digest)` at most once per (uid, request_id): a retry gets the stored reply, a
 // concurrent retry waits for the first attempt. Without a request_id, just runs it. With a
@@ -127,7 +132,7 @@ json::object idempotent(Services& s, Request& r, const What& w, const std::strin
     const std::string digest = request_digest(w, document);
     auto hold = s.requests.enter(r.caller.uid, *request_id);
     if (s.store) {
-        if (auto done = s.store->replay(r.caller.uid, *request_id, method_name(r), digest)) {
+        if (auto done = s.store->replay(r.caller.uid, *request_id, kSignMethod, digest)) {
             const auto* sig = done->result.is_object() ? done->result.as_object().if_contains("signature") : nullptr;
             if (!sig) throw Error::internal("stored result without a signature");
             return {{"document", std::string(done->document.begin(), done->document.end())},
@@ -203,7 +208,7 @@ json::object sign_one(Services& s, Request& r, const std::string& session, const
         store::SignatureCommit c;
         c.uid = r.caller.uid;
         c.request_id = request_id;
-        c.method = method_name(r);
+        c.method = std::string(kSignMethod);
         c.request_hash = digest;
         c.document_before_sha = sha256_hex(document);
         c.document_after.assign(out.begin(), out.end());
@@ -216,6 +221,8 @@ json::object sign_one(Services& s, Request& r, const std::string& session, const
         c.issues_year = w.stage == dsig::Stage::school;
         c.result = json::object{{"signature", signature}};
         if (w.subject) c.detail = "subject " + *w.subject;
+        if (method_name(r) != kSignMethod)
+            c.detail = method_name(r) + " item" + (c.detail ? ", " + *c.detail : std::string());
         seq = s.store->commit_signature(c);
         store::AuditInput logged;
         logged.uid = c.uid;

@@ -91,7 +91,7 @@ TEST_CASE("crash: kill -9 during a 200-record SignBatch leaves each record all o
         // Which of this round's records the audit says were signed, by which entry.
         std::map<std::string, std::int64_t> signed_at;
         for (const auto& e : all_entries(c))
-            if (e.at("method").as_string() == "SignBatch" && e.at("outcome").as_string() == "ok")
+            if (e.at("method").as_string() == "Sign" && e.at("outcome").as_string() == "ok")
                 signed_at[std::string(e.at("record").as_string())] = e.at("seq").as_int64();
         for (int k = 0; k < kItems; ++k) {
             const auto code = record_code(round * kItems + k + 1);

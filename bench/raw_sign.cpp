@@ -1,12 +1,14 @@
 #include "bench/raw_sign.hpp"
 
 #include <dlfcn.h>
+#include <time.h>
 #include <p11-kit/pkcs11.h>
 
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -75,6 +77,12 @@ CK_OBJECT_HANDLE find_key(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE s, const std::s
 
 }  // namespace
 
+double thread_cpu_seconds() noexcept {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
 RawSignResult raw_sign(const std::string& module_path, const std::string& token_label,
                        const std::string& pin, const std::string& label, RawKind kind,
                        int threads, double seconds) {
@@ -101,6 +109,8 @@ RawSignResult raw_sign(const std::string& module_path, const std::string& token_
     const CK_OBJECT_HANDLE key = find_key(f, sessions[0], label);
 
     std::atomic<long> total{0};
+    std::mutex cpu_mu;
+    double cpu_total = 0;
     std::atomic<bool> failed{false};
     const auto start = std::chrono::steady_clock::now();
     const auto until = start + std::chrono::duration<double>(seconds);
@@ -109,6 +119,7 @@ RawSignResult raw_sign(const std::string& module_path, const std::string& token_
         pool.emplace_back([&, s = sessions[t]] {
             std::array<unsigned char, 512> sig{};
             long n = 0;
+            const double cpu_start = thread_cpu_seconds();
             while (std::chrono::steady_clock::now() < until) {
                 CK_ULONG len = sig.size();
                 if (f->C_SignInit(s, &mech, key) != CKR_OK ||
@@ -119,6 +130,8 @@ RawSignResult raw_sign(const std::string& module_path, const std::string& token_
                 ++n;
             }
             total += n;
+            std::lock_guard lock(cpu_mu);
+            cpu_total += thread_cpu_seconds() - cpu_start;
         });
     }
     for (auto& t : pool) t.join();
@@ -127,7 +140,10 @@ RawSignResult raw_sign(const std::string& module_path, const std::string& token_
     f->C_Logout(sessions[0]);
     for (auto s : sessions) f->C_CloseSession(s);
     if (failed) throw std::runtime_error("C_Sign failed during the run");
-    return {static_cast<double>(total) / elapsed, total.load()};
+    const double cpu_per_thread = cpu_total / threads;
+    return {static_cast<double>(total) / elapsed,
+            cpu_per_thread > 0 ? static_cast<double>(total) / threads / cpu_per_thread : 0,
+            total.load()};
 }
 
 }  // namespace hbsd::bench

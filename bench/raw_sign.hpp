@@ -7,9 +7,15 @@
 namespace hbsd::bench {
 
 struct RawSignResult {
-    double per_second = 0;  // signatures per second, all threads together
+    double per_second = 0;  // signatures per wall-clock second, all threads together
+    // Signatures per second of the signing threads' own CPU time (per thread, averaged): the
+    // figure to compare on a loaded machine, where wall-clock rates mostly measure the load.
+    double per_cpu_second = 0;
     long signatures = 0;
 };
+
+// CPU time consumed so far by the calling thread, in seconds.
+double thread_cpu_seconds() noexcept;
 
 enum class RawKind { rsa_pkcs1_sha256, ecdsa };
 

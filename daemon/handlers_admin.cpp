@@ -1,6 +1,6 @@
 // Administration (admin capability, checked by the dispatch table): the certificate registry,
-// role assignments and year locks. Each call is one store change followed by its audit entry;
-// a refusal is audited as well.
+// role assignments and year locks. Each call is one store transaction holding the change and
+// its audit entry (Store::run_audited); a refusal is audited as well.
 #include "daemon/audit_hook.hpp"
 #include "daemon/handlers.hpp"
 #include "daemon/handlers_admin_support.hpp"
@@ -53,9 +53,11 @@ json::object register_certificate(Services& s, Request& r) {
         trust->require(der, std::chrono::system_clock::now());
         std::optional<std::string_view> p;
         if (person) p = *person;
-        const auto c = the_store(s).register_certificate(der, kind, school, p);
-        a.fingerprint = c.fingerprint;
-        audit_change(s, r, a);
+        store::Certificate c;
+        change_audited(s, r, a, [&] {
+            c = the_store(s).register_certificate(der, kind, school, p);
+            a.fingerprint = c.fingerprint;
+        });
         s.publish({"certificate_changed", {}, {}, {}, "registered " + c.fingerprint});
         return json::object{{"certificate", c.to_json()}};
     });
@@ -67,8 +69,8 @@ json::object approve_certificate(Services& s, Request& r) {
     store::AuditInput a;
     a.fingerprint = fp;
     return audited(s, r, a, [&] {
-        const auto c = the_store(s).approve_certificate(fp);
-        audit_change(s, r, a);
+        store::Certificate c;
+        change_audited(s, r, a, [&] { c = the_store(s).approve_certificate(fp); });
         s.publish({"certificate_changed", {}, {}, {}, "approved " + fp});
         return json::object{{"certificate", c.to_json()}};
     });
@@ -82,8 +84,8 @@ json::object revoke_certificate(Services& s, Request& r) {
     a.fingerprint = fp;
     a.detail = "reason: " + reason;
     return audited(s, r, a, [&] {
-        const auto c = the_store(s).revoke_certificate(fp, reason);
-        audit_change(s, r, a);
+        store::Certificate c;
+        change_audited(s, r, a, [&] { c = the_store(s).revoke_certificate(fp, reason); });
         s.publish({"certificate_changed", {}, {}, {}, "revoked " + fp});
         return json::object{{"certificate", c.to_json()}};
     });
@@ -105,8 +107,7 @@ json::object assign_role(Services& s, Request& r) {
     a.role = std::string(store::to_string(as.role));
     a.detail = describe(as);
     return audited(s, r, a, [&] {
-        the_store(s).assign(as);
-        audit_change(s, r, a);
+        change_audited(s, r, a, [&] { the_store(s).assign(as); });
         return json::object{};
     });
 }
@@ -117,9 +118,9 @@ json::object unassign_role(Services& s, Request& r) {
     a.role = std::string(store::to_string(as.role));
     a.detail = describe(as);
     return audited(s, r, a, [&] {
-        const bool was = the_store(s).unassign(as);
-        if (!was) *a.detail += " (was not assigned)";
-        audit_change(s, r, a);
+        change_audited(s, r, a, [&] {
+            if (!the_store(s).unassign(as)) *a.detail += " (was not assigned)";
+        });
         return json::object{};
     });
 }
@@ -141,8 +142,7 @@ json::object set_year_lock(Services& s, Request& r) {
     store::AuditInput a;
     a.detail = std::string(locked ? "lock" : "unlock") + " school " + school + ", year " + year;
     return audited(s, r, a, [&] {
-        the_store(s).set_year_lock(school, year, locked);
-        audit_change(s, r, a);
+        change_audited(s, r, a, [&] { the_store(s).set_year_lock(school, year, locked); });
         return json::object{};
     });
 }

@@ -6,6 +6,7 @@
 #include "daemon/dispatch.hpp"
 
 #include <boost/json/object.hpp>
+#include <functional>
 
 namespace hbsd::daemon::handlers {
 
@@ -18,12 +19,16 @@ inline std::string method_of(const Request& r) {
     return std::string(protocol::split_method(r.call.method).second);
 }
 
-// The change is made: its audit entry, uid and method filled in from the request.
-inline void audit_change(const Services& s, const Request& r, store::AuditInput a) {
+// `change` (store calls) and the audit entry `a` (uid, method and outcome filled in from the
+// request) in one store transaction: both or neither. `change` may still fill in `a`. Then
+// the journal copy.
+inline void change_audited(const Services& s, const Request& r, store::AuditInput& a,
+                           const std::function<void()>& change) {
     a.uid = r.caller.uid;
     a.method = method_of(r);
     a.outcome = store::Outcome::ok;
-    (void)audit(s, a);
+    const auto seq = the_store(s).run_audited(a, change);
+    log_audit(seq, a);
 }
 
 // Runs `f`; an hbsd::Error it throws is audited as a refusal (with what `base` knows) and

@@ -11,8 +11,11 @@ namespace json = boost::json;
 
 namespace {
 
-json::object changed(Services& s, Request& r, store::AuditInput& a, const store::RecordState& st) {
-    audit_change(s, r, a);
+// The change and its audit entry in one transaction, then the event.
+json::object changed(Services& s, Request& r, store::AuditInput& a,
+                     const std::function<store::RecordState()>& change) {
+    store::RecordState st;
+    change_audited(s, r, a, [&] { st = change(); });
     s.publish({"record_changed",
                {},
                {},
@@ -36,8 +39,9 @@ json::object request_revocation(Services& s, Request& r) {
     store::AuditInput a;
     a.record = record;
     a.detail = "reason: " + reason;
-    return audited(
-        s, r, a, [&] { return changed(s, r, a, the_store(s).request_revocation(record, reason)); });
+    return audited(s, r, a, [&] {
+        return changed(s, r, a, [&] { return the_store(s).request_revocation(record, reason); });
+    });
 }
 
 json::object decide_revocation(Services& s, Request& r) {
@@ -49,7 +53,8 @@ json::object decide_revocation(Services& s, Request& r) {
     a.record = record;
     a.detail = std::string(approved ? "approved" : "rejected") + ", reference " + reference;
     return audited(s, r, a, [&] {
-        return changed(s, r, a, the_store(s).decide_revocation(record, approved, reference));
+        return changed(s, r, a,
+                       [&] { return the_store(s).decide_revocation(record, approved, reference); });
     });
 }
 
@@ -60,8 +65,9 @@ json::object transfer_record(Services& s, Request& r) {
     store::AuditInput a;
     a.record = record;
     a.detail = "to school " + to_school;
-    return audited(
-        s, r, a, [&] { return changed(s, r, a, the_store(s).transfer_record(record, to_school)); });
+    return audited(s, r, a, [&] {
+        return changed(s, r, a, [&] { return the_store(s).transfer_record(record, to_school); });
+    });
 }
 
 }  // namespace hbsd::daemon::handlers

@@ -163,6 +163,15 @@ std::int64_t Store::append_audit(const AuditInput& entry) {
     return seq;
 }
 
+std::int64_t Store::run_audited(const AuditInput& entry, const std::function<void()>& change) {
+    std::lock_guard lock(impl_->mutex);
+    Transaction tx(impl_->db);
+    change();
+    const auto seq = detail::audit_append(impl_->db, entry);
+    tx.commit();
+    return seq;
+}
+
 std::vector<AuditEntry> Store::list_audit(std::int64_t after, std::int64_t limit) const {
     limit = std::clamp<std::int64_t>(limit, 0, 10000);
     std::lock_guard lock(impl_->mutex);

@@ -74,20 +74,26 @@ std::int64_t Database::changes() const noexcept {
     return sqlite3_changes64(db_);
 }
 
-Transaction::Transaction(Database& db) : db_(db) {
-    db_.exec("BEGIN IMMEDIATE");
+Transaction::Transaction(Database& db) : db_(db), nested_(db.tx_depth_ > 0) {
+    if (!nested_) db_.exec("BEGIN IMMEDIATE");
+    ++db_.tx_depth_;
 }
 
 Transaction::~Transaction() {
     if (done_) return;
+    --db_.tx_depth_;
+    // A failed inner part fails the whole: the exception reaches the outer transaction, whose
+    // destructor rolls everything back.
+    if (nested_) return;
     // Nothing useful can be done if ROLLBACK fails in a destructor; SQLite rolls the
     // transaction back itself when the connection closes or the next BEGIN fails.
     sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
 void Transaction::commit() {
-    db_.exec("COMMIT");
+    if (!nested_) db_.exec("COMMIT");
     done_ = true;
+    --db_.tx_depth_;
 }
 
 ReadTransaction::ReadTransaction(Database& db) : db_(db) {

@@ -31,8 +31,12 @@ class Database {
     sqlite3* handle() const noexcept { return db_; }
 
   private:
+    friend class Transaction;
     explicit Database(sqlite3* db) noexcept : db_(db) {}
     sqlite3* db_ = nullptr;
+    // Open write transactions on this connection: an inner one joins the outer (see
+    // Transaction), so that Store::run_audited can wrap a mutating call and its audit entry.
+    int tx_depth_ = 0;
 };
 
 class Transaction {
@@ -44,11 +48,13 @@ class Transaction {
     Transaction& operator=(const Transaction&) = delete;
     ~Transaction();
 
-    // With synchronous=FULL the commit is on disk (WAL fsynced) when this returns.
+    // With synchronous=FULL the commit is on disk (WAL fsynced) when this returns. A nested
+    // transaction commits nothing itself: the outermost one decides.
     void commit();
 
   private:
     Database& db_;
+    bool nested_ = false;
     bool done_ = false;
 };
 

@@ -15,7 +15,8 @@ struct Store::Impl {
     std::filesystem::path path;  // for long reads on a connection of their own
     // One connection serves every thread; a transaction spans several statements, so calls
     // are serialised here rather than relying on SQLite's per-call mutex.
-    mutable std::mutex mutex;
+    // Recursive: run_audited holds it around calls that take it again.
+    mutable std::recursive_mutex mutex;
 };
 
 namespace detail {

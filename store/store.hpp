@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -220,6 +221,12 @@ class Store {
     // -- audit
     // Appends one entry, computing prev_hash and entry_hash; returns its seq.
     std::int64_t append_audit(const AuditInput& entry);
+    // Runs `change` (mutating calls of this Store, e.g. approve_certificate) and appends
+    // `entry` in ONE transaction: both are written or neither. `entry` is read after `change`
+    // ran, so `change` may still fill it in. Returns the entry's seq. Calls that open a read
+    // snapshot of their own (lookups of the idempotency table, the archive, the audit) must
+    // not be made inside `change`.
+    std::int64_t run_audited(const AuditInput& entry, const std::function<void()>& change);
     // Entries with seq > after, oldest first, at most limit (capped at 10000).
     std::vector<AuditEntry> list_audit(std::int64_t after = 0, std::int64_t limit = 1000) const;
     // Walks the whole chain on its own connection; other calls are not held up meanwhile.

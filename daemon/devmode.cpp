@@ -372,6 +372,16 @@ std::string DevEnvironment::announcement(hsm::TokenManager& tokens) const {
 }
 
 void DevEnvironment::provision_registry(store::Store& store) const {
+    // One transaction with one audit entry, as an admin's own calls would leave.
+    store::AuditInput entry;
+    entry.uid = ::getuid();
+    entry.method = "DevModeProvision";
+    entry.detail = std::string("dev mode: demo certificates registered and approved, roles of ") +
+                   kSchool + " " + kYear + " " + kClass + " assigned";
+    store.run_audited(entry, [&] { provision_people(store); });
+}
+
+void DevEnvironment::provision_people(store::Store& store) const {
     for (const auto& p : people_) {
         std::ifstream in(p.certificate_path, std::ios::binary);
         const std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

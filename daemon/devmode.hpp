@@ -62,6 +62,8 @@ class DevEnvironment {
     static constexpr const char* kTokenLabel = "hbsd-dev";
 
   private:
+    void provision_people(store::Store& store) const;
+
     std::string dir_;
     std::string pin_;
     std::string ca_path_;

@@ -1,6 +1,7 @@
 // The registry through the real daemon: administration methods, every PolicyViolation reason
 // of Sign, Verify's trusted/registered, records, and trust refusals at registration and at
 // signing (expired, revoked by CRL, untrusted).
+#include "store/store.hpp"
 #include "tests/support/catch.hpp"
 #include "world.hpp"
 
@@ -70,6 +71,19 @@ struct CaDb {
         fs::remove_all(dir, ec);
     }
     std::string pem(const std::string& name) const { return read_file(dir / (name + ".pem")); }
+};
+
+struct StateDirForExpiry {
+    fs::path dir;
+    StateDirForExpiry() {
+        std::string t = (fs::temp_directory_path() / "hbsd-regexp-XXXXXX").string();
+        if (!mkdtemp(t.data())) throw std::runtime_error("mkdtemp");
+        dir = t;
+    }
+    ~StateDirForExpiry() {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+    }
 };
 
 const CaDb& cadb() {
@@ -370,4 +384,42 @@ TEST_CASE("registry: hbsctl administration, records and archive") {
     r = run_hbsctl({"--socket", sock, "audit", "verify"});
     CHECK(r.code == 0);
     CHECK(r.out.rfind("ok:", 0) == 0);
+}
+
+TEST_CASE(
+    "registry: a certificate that has expired since it was registered is refused at signing") {
+    const auto& db = cadb();
+    StateDirForExpiry state;
+    DaemonOptions o;
+    o.with_registry();
+    o.state_dir = state.dir.string();
+    Daemon d(o);
+    // A key with a back-dated certificate on the daemon's token, as a card would carry it.
+    const std::string env = "SOFTHSM2_CONF='" + (d.dir() / "softhsm2.conf").string() + "' ";
+    const std::string x = (db.dir / "expired").string();
+    sh("openssl pkcs8 -topk8 -nocrypt -in '" + x + ".key' -out '" + x +
+       ".p8' && openssl x509 -in '" + x + ".pem' -outform DER -out '" + x + ".der' && " + env +
+       "softhsm2-util --import '" + x + ".p8' --token hbsd-test --label expired --id 50 --pin " +
+       kPin + " && " + env +
+       "pkcs11-tool --module " HBSD_SOFTHSM2_MODULE " --token-label hbsd-test --login --pin " +
+       kPin + " --write-object '" + x + ".der' --type cert --id 50 --label expired");
+    {
+        // Registered and approved back when it was valid: written straight into the store, as
+        // the registry would hold it (RegisterCertificate itself refuses it today).
+        auto store = store::Store::open(state.dir / "hbsd.db");
+        const auto c = store.register_certificate(store::certificate_der_from(db.pem("expired")),
+                                                  store::CertificateKind::person, kSchool,
+                                                  std::string_view("GV050"));
+        store.approve_certificate(c.fingerprint);
+        store.assign({kSchool, kYear, store::Role::subject_teacher, "GV050", kClass, "TOAN"});
+    }
+    auto c = d.client();
+    const auto session = open_session(d, c);
+    auto p = sign_params(session, d.key_uri("expired"), "subject_teacher", fixture(),
+                         std::string("TOAN"));
+    const auto e = error_of([&] { c.call(M("Sign"), p); });
+    CHECK(e.code() == Errc::PolicyViolation);
+    CHECK(e.parameters().at("reason").as_string() == "untrusted_certificate");
+    CHECK(std::string(e.parameters().at("detail").as_string()).find("expired") !=
+          std::string::npos);
 }

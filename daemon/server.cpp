@@ -220,9 +220,23 @@ void Server::start_status_bus() {
                                         static_cast<std::uint32_t>(s.sessions.count_hint()),
                                         static_cast<std::uint64_t>(s.signatures.load())};
         });
+        // The bus is told on the I/O thread, never on the publisher's (a worker mid-signature).
+        bus_events_ = services_.events.subscribe(
+            [this] { asio::post(io_, [this] { forward_token_signals(); }); });
         log::info("D-Bus status object %s published", systemd::StatusBus::kName);
     } catch (const std::exception& e) {
         log::info("no D-Bus status object: %s", e.what());
+    }
+}
+
+void Server::forward_token_signals() {
+    if (!bus_ || !bus_events_) return;
+    std::uint64_t dropped = 0;
+    for (const auto& e : bus_events_->take(256, dropped)) {
+        const std::string uri = e.event.token.value_or("");
+        const std::string reader = e.event.reader.value_or("");
+        if (e.event.kind == "token_inserted") bus_->token_inserted(uri, reader);
+        if (e.event.kind == "token_removed") bus_->token_removed(uri, reader);
     }
 }
 

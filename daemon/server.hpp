@@ -67,6 +67,8 @@ class Server {
     void watchdog(std::chrono::microseconds interval);
     void wait_for_hangup();
     void start_status_bus();
+    // Token events from the event bus become the D-Bus object's TokenInserted/TokenRemoved.
+    void forward_token_signals();
     void on_closed(Connection* c) noexcept;
     void stop_timers() noexcept;
     void on_call_finished();
@@ -87,6 +89,7 @@ class Server {
     unsigned identifying_ = 0;  // accepted, peer groups being looked up
     Options options_;
     std::unique_ptr<systemd::StatusBus> bus_;
+    std::shared_ptr<Subscription> bus_events_;  // drained on the I/O thread
     std::array<std::uint64_t, 3> announced_{};  // tokens present, sessions, signatures
     unsigned ticks_ = 0;
     std::atomic<bool> housekeeping_queued_{false};

@@ -384,7 +384,8 @@ void DevEnvironment::provision_registry(store::Store& store) const {
 void DevEnvironment::provision_people(store::Store& store) const {
     for (const auto& p : people_) {
         std::ifstream in(p.certificate_path, std::ios::binary);
-        const std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const std::string pem((std::istreambuf_iterator<char>(in)),
+                              std::istreambuf_iterator<char>());
         const auto der = store::certificate_der_from(pem);
         const bool seal = p.role == "school";
         std::optional<std::string_view> person;

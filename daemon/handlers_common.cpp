@@ -66,8 +66,8 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_v
 }
 
 void judge_registry(protocol::SignatureInfo& w, const dsig::SignatureReport& s,
-                    const dsig::YearReport* year, std::string_view record,
-                    const Services& services, std::chrono::system_clock::time_point at) {
+                    const dsig::YearReport* year, std::string_view record, const Services& services,
+                    std::chrono::system_clock::time_point at) {
     // Registry checks off (tests, benches of the signing path): "registry not configured" stays.
     if (!services.store || !services.config.registry_checks) return;
     w.problems = s.problems;
@@ -79,8 +79,9 @@ void judge_registry(protocol::SignatureInfo& w, const dsig::SignatureReport& s,
     const auto trust = services.trust();
     if (!trust || !year) {
         w.trusted = w.registered = false;
-        w.problems.emplace_back(!trust ? "untrusted_certificate: no trust anchors configured"
-                                       : "not_registered: the signature's year is not in the record");
+        w.problems.emplace_back(!trust
+                                    ? "untrusted_certificate: no trust anchors configured"
+                                    : "not_registered: the signature's year is not in the record");
         return;
     }
     const policies::Registry registry(*services.store, trust);

@@ -133,7 +133,9 @@ json::object idempotent(Services& s, Request& r, const What& w, const std::strin
     auto hold = s.requests.enter(r.caller.uid, *request_id);
     if (s.store) {
         if (auto done = s.store->replay(r.caller.uid, *request_id, kSignMethod, digest)) {
-            const auto* sig = done->result.is_object() ? done->result.as_object().if_contains("signature") : nullptr;
+            const auto* sig = done->result.is_object()
+                                  ? done->result.as_object().if_contains("signature")
+                                  : nullptr;
             if (!sig) throw Error::internal("stored result without a signature");
             return {{"document", std::string(done->document.begin(), done->document.end())},
                     {"signature", *sig},
@@ -178,11 +180,10 @@ json::object sign_one(Services& s, Request& r, const std::string& session, const
     const std::string record = doc.record();
     if (registry_on(s)) {
         const auto trust = s.trust();
-        if (!trust)
-            throw Error::policy("untrusted_certificate", "no trust anchors configured");
+        if (!trust) throw Error::policy("untrusted_certificate", "no trust anchors configured");
         const policies::Registry registry(*s.store, trust);
-        registry.check_signing(policies::SigningRequest::from(year_report, record, w.stage,
-                                                              subject, kc.key.certificate_der),
+        registry.check_signing(policies::SigningRequest::from(year_report, record, w.stage, subject,
+                                                              kc.key.certificate_der),
                                std::chrono::system_clock::now());
     }
 
@@ -272,8 +273,11 @@ json::object sign(Services& s, Request& r) {
             return sign_one(s, r, session, w, *kc, document, request_id, digest);
         });
     } catch (const Error& e) {
-        audit_refusal(s, r.caller.uid, method_name(r), e,
-                      refusal_context(w, document, kc ? &*kc : nullptr));
+        // PermissionDenied (another uid's session) leaves through the Dispatcher's refusal
+        // hook, which audits it: once is enough.
+        if (e.code() != Errc::PermissionDenied)
+            audit_refusal(s, r.caller.uid, method_name(r), e,
+                          refusal_context(w, document, kc ? &*kc : nullptr));
         throw;
     }
 }
@@ -307,7 +311,8 @@ json::object sign_batch(Services& s, Request& r) {
             store::AuditInput a;
             a.role = std::string(dsig::to_string(w.stage));
             a.detail = std::to_string(items.size()) + " items";
-            audit_refusal(s, r.caller.uid, method_name(r), e, std::move(a));
+            if (e.code() != Errc::PermissionDenied)  // audited by the Dispatcher's hook
+                audit_refusal(s, r.caller.uid, method_name(r), e, std::move(a));
             throw;
         }
     }();
@@ -315,13 +320,12 @@ json::object sign_batch(Services& s, Request& r) {
     for (std::size_t i = 0; i < items.size(); ++i) {
         protocol::BatchResult br;
         try {
-            auto one = idempotent(s, r, w, items[i].document, items[i].request_id,
-                                  [&](const std::string& digest) {
-                                      return sign_one(s, r, session, w, kc, items[i].document,
-                                                      items[i].request_id, digest,
-                                                      std::to_string(i + 1) + "/" +
-                                                          std::to_string(items.size()));
-                                  });
+            auto one = idempotent(
+                s, r, w, items[i].document, items[i].request_id, [&](const std::string& digest) {
+                    return sign_one(s, r, session, w, kc, items[i].document, items[i].request_id,
+                                    digest,
+                                    std::to_string(i + 1) + "/" + std::to_string(items.size()));
+                });
             br.document = std::string(one.at("document").as_string());
             br.signature = json::value_to<protocol::SignatureInfo>(one.at("signature"));
             br.audit_seq = one.at("audit_seq").as_int64();

@@ -37,8 +37,8 @@ json::object verify(Services& s, Request& r) {
         judge_registry(out.signatures.back(), sig, year, report.record, s, at);
         const auto& w = out.signatures.back();
         // Registration counts only where the registry is in force, as for Sign.
-        untrusted = untrusted || !w.trusted ||
-                    (s.store && s.config.registry_checks && !w.registered);
+        untrusted =
+            untrusted || !w.trusted || (s.store && s.config.registry_checks && !w.registered);
     }
     switch (report.verdict()) {
         case dsig::Report::Verdict::valid:

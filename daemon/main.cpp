@@ -31,8 +31,8 @@ int serve(Config config, Server::Options options,
     auto tokens = std::make_unique<hbsd::hsm::TokenManager>(config.modules);
     Services services(std::move(config), std::move(tokens), std::move(trust));
     // Opened (and migrated) before the socket listens: a call must never find no store.
-    services.store = std::make_unique<hbsd::store::Store>(hbsd::store::Store::open(
-        std::filesystem::path(services.config.state_dir) / "hbsd.db"));
+    services.store = std::make_unique<hbsd::store::Store>(
+        hbsd::store::Store::open(std::filesystem::path(services.config.state_dir) / "hbsd.db"));
     Dispatcher dispatcher(audit_refusals(services));
     // PC/SC readers and cards ([[token_mapping]]); outlives the server, whose workers read it.
     TokenWatch token_watch(services);

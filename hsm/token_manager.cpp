@@ -387,10 +387,14 @@ Login TokenManager::login(std::string_view token_uri, std::string_view pin) {
     std::unique_lock lock(token->login);
 
     while (token->logins > 0) {
-        // Each check in flight holds one of the tries, so that parallel guesses cannot exceed
-        // the limit.
-        if (token->wrong_pins + token->pin_checks >= token->max_wrong_pins)
-            throw Error::pin_locked();
+        if (token->wrong_pins >= token->max_wrong_pins) throw Error::pin_locked();
+        // Each check in flight holds one of the tries left, so that parallel guesses cannot
+        // exceed the limit; a check beyond them waits for one to finish rather than being
+        // refused, since many people may present their (right) PIN at the same moment.
+        if (token->wrong_pins + token->pin_checks >= token->max_wrong_pins) {
+            token->pin_check_done.wait(lock);
+            continue;
+        }
         const auto verifier = token->verifier;
         ++token->pin_checks;
         lock.unlock();
@@ -400,10 +404,12 @@ Login TokenManager::login(std::string_view token_uri, std::string_view pin) {
         } catch (...) {
             lock.lock();
             --token->pin_checks;
+            token->pin_check_done.notify_all();
             throw;
         }
         lock.lock();
         --token->pin_checks;
+        token->pin_check_done.notify_all();
         if (token->gone) throw Error::token_not_present(token->uri);
         // The login state this PIN was checked against ended meanwhile: judge it afresh.
         if (token->verifier != verifier) continue;

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -92,6 +93,7 @@ struct TokenState {
     // `login`, which every signature takes briefly.
     std::shared_ptr<const PinVerifier> verifier;  // guarded by login
     unsigned pin_checks = 0;                      // guarded by login; checks running now
+    std::condition_variable pin_check_done;       // with login: a check ended (pin_checks fell)
     unsigned wrong_pins = 0;                      // guarded by login
 
     std::shared_mutex objects;

@@ -771,6 +771,24 @@ TEST_CASE("parallel wrong PINs while logged in cannot exceed the limit", "[hsm]"
     CHECK(e->code() == Errc::PinLocked);
 }
 
+TEST_CASE("many right PINs at once while logged in all succeed (checks wait for a free try)",
+          "[hsm]") {
+    SoftHsmToken token;
+    TokenManager tm({SoftHsmToken::softhsm()});
+    const TokenInfo t = the_token(tm);
+    Login first = tm.login(t.uri, "1234");
+    std::atomic<int> ok{0}, failed{0};
+    std::vector<std::thread> threads;
+    for (int n = 0; n < 16; ++n)
+        threads.emplace_back([&] {
+            auto e = error_of([&] { Login l = tm.login(t.uri, "1234"); });
+            ++(e ? failed : ok);
+        });
+    for (auto& th : threads) th.join();
+    CHECK(ok == 16);
+    CHECK(failed == 0);
+}
+
 TEST_CASE(
     "a restarted HSM is re-initialised: its tokens come back and need a new login "
     "(fault module)",

@@ -7,20 +7,19 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "hsm/openssl_handles.hpp"
+
 #include <memory>
 #include <span>
 #include <string>
 
 namespace hbsd::daemon {
 
-template <typename T, void (*Free)(T*)>
-struct OpensslFree {
-    void operator()(T* p) const noexcept { Free(p); }
-};
-
-using EvpPkey = std::unique_ptr<EVP_PKEY, OpensslFree<EVP_PKEY, EVP_PKEY_free>>;
+// The owner template and the handles hsm/ already has are reused, not declared twice.
+using hsm::EvpPkey;
+using hsm::OpensslFree;
+using hsm::X509Ptr;
 using EvpMdCtx = std::unique_ptr<EVP_MD_CTX, OpensslFree<EVP_MD_CTX, EVP_MD_CTX_free>>;
-using X509Ptr = std::unique_ptr<X509, OpensslFree<X509, X509_free>>;
 using X509NamePtr = std::unique_ptr<X509_NAME, OpensslFree<X509_NAME, X509_NAME_free>>;
 using X509ExtPtr =
     std::unique_ptr<X509_EXTENSION, OpensslFree<X509_EXTENSION, X509_EXTENSION_free>>;

@@ -546,7 +546,7 @@ std::vector<unsigned char> TokenManager::sign(const Login& login, std::string_vi
     if (sha256_digest.size() != 32) throw Error::invalid_parameter("digest");
     TokenState& token = token_of(login, login.token_);
     std::shared_lock module_lock(token.module->lock);
-    token.ensure_present();
+    token.throw_if_gone();
     detail::PrivateKey key;
     EvpPkey pkey = find_private_key(token, key_uri, &key);
     const bool rsa_mechanism = mechanism != Mechanism::ecdsa_sha256;

@@ -71,6 +71,12 @@ void TokenState::ensure_present() {
     }
 }
 
+void TokenState::throw_if_gone() {
+    if (!gone) return;
+    settle_if_gone();
+    throw Error::token_not_present(uri);
+}
+
 void TokenState::end_login_session_locked() noexcept {
     if (!login_session) return;
     // On a token that is really gone this fails harmlessly; its handle cannot have been

@@ -107,6 +107,11 @@ struct TokenState {
     // Throws TokenNotPresent (and marks the token gone) unless its slot still holds this
     // very token and, while logged in, the login session is still alive. Takes `login`.
     void ensure_present();
+    // The cheap half of ensure_present for the signing path: throws TokenNotPresent once the
+    // token is known to be gone (PC/SC removal, a failed call). Asking the module about the
+    // slot, the token and the login session costs as much as a fifth of a SoftHSM2 RSA
+    // signature, so sign() leaves that to the failure path, where C_Sign's own CKR says it.
+    void throw_if_gone();
     // Once gone, ends the login session (C_Logout, C_CloseSession) even though Logins of the
     // token may still exist: a token that only seemed gone, or came back, must not stay
     // logged in behind them. Takes `login`.

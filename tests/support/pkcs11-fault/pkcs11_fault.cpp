@@ -18,7 +18,9 @@
 //                              pin_final_try, pin_locked, pin_to_be_changed
 //   token_present=0            slots report no token: C_GetSlotInfo clears CKF_TOKEN_PRESENT,
 //                              C_GetSlotList(TRUE) lists none, C_GetTokenInfo and C_OpenSession
-//                              return CKR_TOKEN_NOT_PRESENT
+//                              return CKR_TOKEN_NOT_PRESENT, and C_SignInit / C_Sign on a
+//                              session of the slot return CKR_DEVICE_REMOVED, as a card reader's
+//                              module answers once the card is out
 //   token_absent=<label>       the same for the slot holding the token labelled <label> only
 //                              (repeatable)
 //   restart_needed=<rv>,<n>    a crashed or restarted HSM: every call but C_Initialize,
@@ -61,23 +63,25 @@ namespace {
     X(C_GetSlotList)                                                                               \
     X(C_GetSlotInfo)                                                                               \
     X(C_GetTokenInfo)                                                                              \
-    X(C_GetMechanismList) X(C_GetMechanismInfo) X(C_InitToken) X(C_InitPIN) X(C_SetPIN) X(         \
-        C_OpenSession) X(C_CloseSession) X(C_CloseAllSessions) X(C_GetSessionInfo)                 \
-        X(C_GetOperationState) X(C_SetOperationState) X(C_Login) X(C_Logout) X(C_CreateObject) X(  \
-            C_CopyObject) X(C_DestroyObject) X(C_GetObjectSize) X(C_GetAttributeValue)             \
-            X(C_SetAttributeValue) X(C_FindObjectsInit) X(C_FindObjects) X(C_FindObjectsFinal) X(  \
-                C_EncryptInit) X(C_Encrypt) X(C_EncryptUpdate) X(C_EncryptFinal) X(C_DecryptInit)  \
-                X(C_Decrypt) X(C_DecryptUpdate) X(C_DecryptFinal) X(C_DigestInit) X(C_Digest)      \
-                    X(C_DigestUpdate) X(C_DigestKey) X(C_DigestFinal) X(C_SignInit) X(C_Sign)      \
-                        X(C_SignUpdate) X(C_SignFinal) X(C_SignRecoverInit) X(C_SignRecover)       \
-                            X(C_VerifyInit) X(C_Verify) X(C_VerifyUpdate) X(C_VerifyFinal)         \
-                                X(C_VerifyRecoverInit) X(C_VerifyRecover) X(C_DigestEncryptUpdate) \
-                                    X(C_DecryptDigestUpdate) X(C_SignEncryptUpdate)                \
-                                        X(C_DecryptVerifyUpdate) X(C_GenerateKey)                  \
-                                            X(C_GenerateKeyPair) X(C_WrapKey) X(C_UnwrapKey)       \
-                                                X(C_DeriveKey) X(C_SeedRandom) X(C_GenerateRandom) \
-                                                    X(C_GetFunctionStatus) X(C_CancelFunction)     \
-                                                        X(C_WaitForSlotEvent)
+    X(C_GetMechanismList)                                                                          \
+    X(C_GetMechanismInfo) X(C_InitToken) X(C_InitPIN) X(C_SetPIN) X(C_OpenSession)                 \
+        X(C_CloseSession) X(C_CloseAllSessions) X(C_GetSessionInfo) X(C_GetOperationState)         \
+            X(C_SetOperationState) X(C_Login) X(C_Logout) X(C_CreateObject) X(C_CopyObject) X(     \
+                C_DestroyObject) X(C_GetObjectSize) X(C_GetAttributeValue) X(C_SetAttributeValue)  \
+                X(C_FindObjectsInit) X(C_FindObjects) X(C_FindObjectsFinal) X(C_EncryptInit) X(    \
+                    C_Encrypt) X(C_EncryptUpdate) X(C_EncryptFinal) X(C_DecryptInit) X(C_Decrypt)  \
+                    X(C_DecryptUpdate) X(C_DecryptFinal) X(C_DigestInit) X(C_Digest)               \
+                        X(C_DigestUpdate) X(C_DigestKey) X(C_DigestFinal) X(C_SignInit) X(C_Sign)  \
+                            X(C_SignUpdate) X(C_SignFinal) X(C_SignRecoverInit) X(C_SignRecover)   \
+                                X(C_VerifyInit) X(C_Verify) X(C_VerifyUpdate) X(C_VerifyFinal)     \
+                                    X(C_VerifyRecoverInit) X(C_VerifyRecover)                      \
+                                        X(C_DigestEncryptUpdate) X(C_DecryptDigestUpdate)          \
+                                            X(C_SignEncryptUpdate) X(C_DecryptVerifyUpdate)        \
+                                                X(C_GenerateKey) X(C_GenerateKeyPair) X(C_WrapKey) \
+                                                    X(C_UnwrapKey) X(C_DeriveKey) X(C_SeedRandom)  \
+                                                        X(C_GenerateRandom) X(C_GetFunctionStatus) \
+                                                            X(C_CancelFunction)                    \
+                                                                X(C_WaitForSlotEvent)
 
 enum Fn : std::size_t {
 #define FAULT_ENUM(name) fn_##name,
@@ -403,8 +407,20 @@ CK_RV fault_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, void* app, CK_NOTIFY no
 // A failing C_Sign ends the signing operation on a real token (PKCS#11 5.2: every result but
 // CKR_BUFFER_TOO_SMALL and a length query does). So an injected fault first lets the real
 // module finish the operation, else the session would answer CKR_OPERATION_ACTIVE for ever.
+// Whether `session` belongs to a slot that is to look empty.
+bool session_absent(const Control& c, CK_SESSION_HANDLE session) {
+    if (c.token_absent) return true;
+    if (c.absent_labels.empty()) return false;
+    CK_SESSION_INFO info{};
+    return real->C_GetSessionInfo(session, &info) == CKR_OK && slot_absent(c, info.slotID);
+}
+
 CK_RV fault_Sign(CK_SESSION_HANDLE session, CK_BYTE* data, CK_ULONG data_len, CK_BYTE* sig,
                  CK_ULONG* sig_len) {
+    if (session_absent(read_control(), session)) {
+        return run(
+            fn_C_Sign, [] { return CKR_DEVICE_REMOVED; }, [](const Control&) { return CKR_OK; });
+    }
     if (!read_control().fail[fn_C_Sign]) {
         return run(
             fn_C_Sign, [&] { return real->C_Sign(session, data, data_len, sig, sig_len); },
@@ -424,7 +440,12 @@ CK_RV fault_SignInit(CK_SESSION_HANDLE session, CK_MECHANISM* mechanism, CK_OBJE
     char extra[32] = "";
     if (mechanism) std::snprintf(extra, sizeof extra, "mechanism=0x%lx", mechanism->mechanism);
     return run(
-        fn_C_SignInit, [&] { return real->C_SignInit(session, mechanism, key); },
+        fn_C_SignInit,
+        [&] {
+            return session_absent(read_control(), session)
+                       ? CKR_DEVICE_REMOVED
+                       : real->C_SignInit(session, mechanism, key);
+        },
         [](const Control&) { return CKR_OK; }, extra);
 }
 

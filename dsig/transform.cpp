@@ -55,8 +55,11 @@ int set_key_req(xmlSecTransformPtr t, xmlSecKeyReqPtr req) {
     if (!is_ours(t) || req == nullptr) return -1;
     req->keyId =
         t->id == rsa_sha256_transform() ? xmlSecOpenSSLKeyDataRsaId : xmlSecOpenSSLKeyDataEcdsaId;
-    // The private half lives in the token: a public key is all we ever need, both ways.
-    req->keyType = xmlSecKeyDataTypePublic;
+    // The private half lives in the token: a public key is all we ever need, both ways. Left
+    // unknown, not "public": xmlsec would otherwise ask OpenSSL whether the key has a private
+    // exponent on every signature and verification (1 % of a teacher stage), and the key is
+    // always the one we made from the certificate, never one xmlsec finds.
+    req->keyType = xmlSecKeyDataTypeUnknown;
     req->keyUsage =
         t->operation == xmlSecTransformOperationSign ? xmlSecKeyUsageSign : xmlSecKeyUsageVerify;
     return 0;

@@ -236,10 +236,13 @@ Key make_public_key(const CertInfo& info, bool with_cert) {
     }
     if (with_cert) {
         xmlSecKeyDataPtr x509 = xmlSecKeyEnsureData(key.get(), xmlSecOpenSSLKeyDataX509Id);
-        X509* copy = X509_dup(info.cert.get());
-        if (x509 == nullptr || copy == nullptr ||
-            xmlSecOpenSSLKeyDataX509AdoptCert(x509, copy) < 0) {
-            X509_free(copy);
+        // A reference, not a copy: X509_dup re-encodes and re-parses the certificate, which
+        // cost a tenth of a whole teacher-stage signature. xmlsec only reads it (to write
+        // X509Certificate) and drops its reference with the key.
+        X509* cert = info.cert.get();
+        if (x509 == nullptr || X509_up_ref(cert) != 1) throw Error::internal("X509_up_ref failed");
+        if (xmlSecOpenSSLKeyDataX509AdoptCert(x509, cert) < 0) {
+            X509_free(cert);
             throw Error::internal("attaching the certificate to the key failed");
         }
     }

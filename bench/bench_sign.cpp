@@ -98,12 +98,18 @@ std::string sign_stage(const std::string& xml, Stage stage, const std::string& s
 int main(int argc, char** argv) try {
     double seconds = 3;
     fs::path fixture = HBSD_FIXTURE;
+    std::string only;  // "teacher" or "school": one figure alone, for profiling
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if (a == "--seconds" && i + 1 < argc) seconds = std::atof(argv[++i]);
-        else if (a == "--fixture" && i + 1 < argc) fixture = argv[++i];
+        if (a == "--seconds" && i + 1 < argc)
+            seconds = std::atof(argv[++i]);
+        else if (a == "--fixture" && i + 1 < argc)
+            fixture = argv[++i];
+        else if (a == "--only" && i + 1 < argc)
+            only = argv[++i];
         else {
-            std::cerr << "usage: bench_sign [--seconds N] [--fixture PATH]\n";
+            std::cerr
+                << "usage: bench_sign [--seconds N] [--fixture PATH] [--only teacher|school]\n";
             return 2;
         }
     }
@@ -119,12 +125,8 @@ int main(int argc, char** argv) try {
     std::printf("hbsd signing-core benchmark: SoftHSM2 (%s), one thread, %.1f s per figure\n",
                 HBSD_SOFTHSM2_MODULE, seconds);
 
-    const auto raw_rsa = hbsd::bench::raw_sign(HBSD_SOFTHSM2_MODULE, kToken, kPin, "gvbm-TOAN",
-                                               hbsd::bench::RawKind::rsa_pkcs1_sha256, 1, seconds);
-    const auto raw_ec = hbsd::bench::raw_sign(HBSD_SOFTHSM2_MODULE, kToken, kPin, "truong",
-                                              hbsd::bench::RawKind::ecdsa, 1, seconds);
-
-    hbsd::hsm::TokenManager tm(std::vector<hbsd::hsm::ModuleConfig>{{"softhsm", HBSD_SOFTHSM2_MODULE}});
+    hbsd::hsm::TokenManager tm(
+        std::vector<hbsd::hsm::ModuleConfig>{{"softhsm", HBSD_SOFTHSM2_MODULE}});
     std::string token_uri;
     for (const auto& t : tm.list_tokens())
         if (t.label == kToken) token_uri = t.uri;
@@ -140,12 +142,27 @@ int main(int argc, char** argv) try {
     {
         const auto subjects = hbsd::dsig::Document::parse(xml).year(kYear)->subjects;
         for (const auto& s : subjects)
-            upto_principal = sign_stage(upto_principal, Stage::subject_teacher, s,
-                                        keys.signer("gvbm-" + s));
+            upto_principal =
+                sign_stage(upto_principal, Stage::subject_teacher, s, keys.signer("gvbm-" + s));
         upto_principal =
             sign_stage(upto_principal, Stage::homeroom_teacher, "", keys.signer("gvcn"));
         upto_principal = sign_stage(upto_principal, Stage::principal, "", keys.signer("ht"));
     }
+
+    if (!only.empty()) {  // profiling aid: one figure, no raw figures or ratios
+        const Rate r =
+            only == "teacher"
+                ? rate(seconds, [&] { sign_stage(xml, Stage::subject_teacher, "TOAN", teacher); })
+                : rate(seconds, [&] { sign_stage(upto_principal, Stage::school, "", seal_rsa); });
+        std::printf("%s stage, RSA-2048: %.1f/s wall, %.1f/s cpu\n", only.c_str(), r.wall, r.cpu);
+        fs::remove_all(dir);
+        return 0;
+    }
+
+    const auto raw_rsa = hbsd::bench::raw_sign(HBSD_SOFTHSM2_MODULE, kToken, kPin, "gvbm-TOAN",
+                                               hbsd::bench::RawKind::rsa_pkcs1_sha256, 1, seconds);
+    const auto raw_ec = hbsd::bench::raw_sign(HBSD_SOFTHSM2_MODULE, kToken, kPin, "truong",
+                                              hbsd::bench::RawKind::ecdsa, 1, seconds);
 
     const Rate teacher_rate =
         rate(seconds, [&] { sign_stage(xml, Stage::subject_teacher, "TOAN", teacher); });

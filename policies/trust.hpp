@@ -8,12 +8,15 @@
 #pragma once
 
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
+
+struct x509_store_ctx_st;  // OpenSSL's X509_STORE_CTX
 
 namespace hbsd::policies {
 
@@ -84,6 +87,8 @@ class TrustStore {
 
   private:
     explicit TrustStore(std::unique_ptr<Impl> impl);
+    // Caches a passed check with the span of time in which it cannot change.
+    void remember(std::string der, x509_store_ctx_st* verified, std::time_t when) const;
     std::unique_ptr<Impl> impl_;
 };
 

@@ -180,6 +180,26 @@ TEST_CASE("trust: expired and not yet valid", "[trust]") {
     CHECK(trust->check(pki().der("pki/gvcn"), year(2001)).problem == TrustProblem::not_yet_valid);
 }
 
+TEST_CASE("trust: a remembered pass holds only where nothing it rests on changes", "[trust]") {
+    // TrustStore remembers a pass with the span where the chain is valid and the CRLs current.
+    auto trust = TrustStore::load(pki().dir / "anchors");
+    const auto now = Clock::now();
+    REQUIRE(trust->check(pki().der("pki/gvcn"), now).ok());
+    REQUIRE(trust->check(pki().der("pki/gvcn"), now).ok());  // remembered
+    CHECK(trust->check(pki().der("pki/gvcn"), year(2060)).problem == TrustProblem::expired);
+    CHECK(trust->check(pki().der("pki/gvcn"), year(2001)).problem == TrustProblem::not_yet_valid);
+    CHECK(trust->check(pki().der("pki/gvcn"), now).ok());
+    // With a CRL (30 days): a pass today says nothing about a day when no CRL is current.
+    auto with_crl = TrustStore::load(pki().dir / "anchors-crl");
+    REQUIRE(with_crl->check(pki().der("pki/gvbm-TOAN"), now).ok());
+    CHECK(with_crl->check(pki().der("pki/gvbm-TOAN"), now + std::chrono::hours(24 * 60)).problem ==
+          TrustProblem::crl_unavailable);
+    CHECK(with_crl->check(pki().der("pki/gvbm-TOAN"), now).ok());
+    // Failures are never remembered as passes.
+    CHECK(with_crl->check(pki().der("revoked"), now).problem == TrustProblem::revoked);
+    CHECK(with_crl->check(pki().der("revoked"), now).problem == TrustProblem::revoked);
+}
+
 TEST_CASE("trust: revoked by CRL", "[trust]") {
     // The CRL given in the anchors directory (DER) or separately (PEM) counts the same.
     for (const auto& trust :

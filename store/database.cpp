@@ -44,19 +44,35 @@ Database Database::open(const std::filesystem::path& path) {
     return db;
 }
 
-Database::Database(Database&& other) noexcept : db_(std::exchange(other.db_, nullptr)) {}
+Database::Database(sqlite3* db) : db_(db) {
+    try {
+        cache_ = std::make_shared<StatementCache>();
+    } catch (...) {
+        sqlite3_close_v2(db_);
+        throw;
+    }
+}
+
+Database::Database(Database&& other) noexcept
+    : db_(std::exchange(other.db_, nullptr)),
+      cache_(std::move(other.cache_)),
+      tx_depth_(std::exchange(other.tx_depth_, 0)) {}
 
 Database& Database::operator=(Database&& other) noexcept {
     if (this != &other) {
+        if (cache_) cache_->clear();
         sqlite3_close_v2(db_);
         db_ = std::exchange(other.db_, nullptr);
+        cache_ = std::move(other.cache_);
+        tx_depth_ = std::exchange(other.tx_depth_, 0);
     }
     return *this;
 }
 
-// close_v2 defers the close until the last statement is finalized, so destruction order
-// between a Database and stray Statements cannot leak or crash.
+// The cache's idle statements go first; close_v2 then defers the close until any statement
+// still out there is finalized, so destruction order cannot leak or crash.
 Database::~Database() {
+    if (cache_) cache_->clear();
     sqlite3_close_v2(db_);
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string_view>
 
 #include "store/statement.hpp"
@@ -24,7 +25,8 @@ class Database {
     Database& operator=(const Database&) = delete;
     ~Database();
 
-    Statement prepare(std::string_view sql) { return Statement(db_, sql); }
+    // A statement of this connection, reused from earlier calls with the same text.
+    Statement prepare(std::string_view sql) { return Statement(db_, sql, cache_); }
     // Runs one or more statements without results (schema, pragmas).
     void exec(const char* sql);
     std::int64_t changes() const noexcept;
@@ -32,8 +34,9 @@ class Database {
 
   private:
     friend class Transaction;
-    explicit Database(sqlite3* db) noexcept : db_(db) {}
+    explicit Database(sqlite3* db);
     sqlite3* db_ = nullptr;
+    std::shared_ptr<StatementCache> cache_;
     // Open write transactions on this connection: an inner one joins the outer (see
     // Transaction), so that Store::run_audited can wrap a mutating call and its audit entry.
     int tx_depth_ = 0;

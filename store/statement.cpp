@@ -28,20 +28,83 @@ Statement::Statement(sqlite3* db, std::string_view sql) : db_(db) {
     if (rc != SQLITE_OK) throw_sqlite(db_, rc, sql);
 }
 
+Statement::Statement(sqlite3* db, std::string_view sql, std::shared_ptr<StatementCache> cache)
+    : db_(db), cache_(std::move(cache)) {
+    if (cache_) stmt_ = cache_->take(sql);
+    if (stmt_ != nullptr) return;
+    if (sql.size() > INT_MAX) throw Error::internal("sqlite: statement too long");
+    // PERSISTENT: the statement is meant to be kept and reused.
+    const int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                                      cache_ ? SQLITE_PREPARE_PERSISTENT : 0, &stmt_, nullptr);
+    if (rc != SQLITE_OK) throw_sqlite(db_, rc, sql);
+}
+
 Statement::Statement(Statement&& other) noexcept
-    : db_(std::exchange(other.db_, nullptr)), stmt_(std::exchange(other.stmt_, nullptr)) {}
+    : db_(std::exchange(other.db_, nullptr)),
+      stmt_(std::exchange(other.stmt_, nullptr)),
+      cache_(std::move(other.cache_)) {}
 
 Statement& Statement::operator=(Statement&& other) noexcept {
     if (this != &other) {
-        sqlite3_finalize(stmt_);
+        release();
         db_ = std::exchange(other.db_, nullptr);
         stmt_ = std::exchange(other.stmt_, nullptr);
+        cache_ = std::move(other.cache_);
     }
     return *this;
 }
 
 Statement::~Statement() {
-    sqlite3_finalize(stmt_);
+    release();
+}
+
+void Statement::release() noexcept {
+    if (stmt_ == nullptr) return;
+    if (cache_) {
+        // Reset ends a read that was not stepped to the end, which would otherwise hold its
+        // snapshot (and a WAL checkpoint) for as long as the statement sits in the cache.
+        sqlite3_reset(stmt_);
+        sqlite3_clear_bindings(stmt_);
+        cache_->give_back(std::exchange(stmt_, nullptr));
+    } else {
+        sqlite3_finalize(std::exchange(stmt_, nullptr));
+    }
+}
+
+StatementCache::~StatementCache() {
+    clear();
+}
+
+sqlite3_stmt* StatementCache::take(std::string_view sql) noexcept {
+    std::lock_guard lock(mu_);
+    // Heterogeneous lookup needs C++20 transparent hashing; the key copy is small.
+    auto it = idle_.find(std::string(sql));
+    if (it == idle_.end() || it->second == nullptr) return nullptr;
+    return std::exchange(it->second, nullptr);
+}
+
+void StatementCache::give_back(sqlite3_stmt* stmt) noexcept {
+    try {
+        std::lock_guard lock(mu_);
+        const char* sql = sqlite3_sql(stmt);
+        if (!closed_ && sql != nullptr) {
+            sqlite3_stmt*& slot = idle_[sql];
+            if (slot == nullptr) {
+                slot = stmt;
+                return;
+            }
+        }
+    } catch (...) {
+        // Out of memory for the map: finalize instead of caching.
+    }
+    sqlite3_finalize(stmt);
+}
+
+void StatementCache::clear() noexcept {
+    std::lock_guard lock(mu_);
+    for (auto& [sql, stmt] : idle_) sqlite3_finalize(stmt);
+    idle_.clear();
+    closed_ = true;
 }
 
 Statement& Statement::bind(int index, std::string_view text) {

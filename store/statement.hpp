@@ -1,13 +1,17 @@
-// Statement: the one owner of a sqlite3_stmt*. Move-only; finalized in a noexcept destructor.
+// Statement: the one owner of a sqlite3_stmt*. Move-only; in a noexcept destructor it is
+// finalized, or, when it came from a StatementCache, reset and handed back for the next use.
 // Every SQLite failure becomes hbsd::Error (Busy when another writer holds the lock past the
 // busy timeout, Internal otherwise), so callers never see SQLite result codes.
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 struct sqlite3;
@@ -15,9 +19,14 @@ struct sqlite3_stmt;
 
 namespace hbsd::store {
 
+class StatementCache;
+
 class Statement {
   public:
     Statement(sqlite3* db, std::string_view sql);
+    // From `cache` when it holds an idle statement of that text, else freshly prepared; goes
+    // back to the cache when destroyed.
+    Statement(sqlite3* db, std::string_view sql, std::shared_ptr<StatementCache> cache);
     Statement(Statement&& other) noexcept;
     Statement& operator=(Statement&& other) noexcept;
     Statement(const Statement&) = delete;
@@ -51,8 +60,31 @@ class Statement {
     std::vector<unsigned char> blob(int column) const;
 
   private:
+    void release() noexcept;
     sqlite3* db_ = nullptr;
     sqlite3_stmt* stmt_ = nullptr;
+    std::shared_ptr<StatementCache> cache_;
+};
+
+// Idle prepared statements of one connection, one per SQL text. Preparing is a good part of
+// a store call's CPU time (SQLite parses and plans the text each time: bench_registry showed
+// it in every lookup and in the commit), and the store's statements are a small fixed set.
+// Shared with the Statements it hands out, so that a Statement outliving its Database only
+// finalizes. Thread-safe; the store serialises use of the connection anyway.
+class StatementCache {
+  public:
+    ~StatementCache();
+    sqlite3_stmt* take(std::string_view sql) noexcept;
+    // Takes ownership: keeps `stmt` (already reset) if none of its text is idle, else
+    // finalizes it.
+    void give_back(sqlite3_stmt* stmt) noexcept;
+    // Finalizes every idle statement (before the connection closes).
+    void clear() noexcept;
+
+  private:
+    std::mutex mu_;
+    std::unordered_map<std::string, sqlite3_stmt*> idle_;
+    bool closed_ = false;
 };
 
 // Turns an SQLite result code into hbsd::Error and throws it.

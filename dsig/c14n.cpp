@@ -16,6 +16,7 @@ namespace {
 
 thread_local C14NCache* t_cache = nullptr;
 std::atomic<bool> g_subtree{true};
+std::atomic<bool> g_plain_sets{true};
 
 // Our object: xmlSecTransform, then the wrapped xmlsec exc-c14n transform.
 struct Ctx {
@@ -62,13 +63,23 @@ int read_node(xmlSecTransformPtr t, xmlNodePtr node, xmlSecTransformCtxPtr tctx)
 struct Shape {
     xmlNodePtr apex = nullptr;  // every visible node is in apex's subtree
     bool whole = false;         // exactly apex's subtree without comments
+    // Exactly apex's subtree without comments and without this element's subtree (what the
+    // enveloped-signature transform leaves of "#Id": the Signature inside the element).
+    xmlNodePtr cut = nullptr;
 };
+
+bool is_below(xmlNodePtr node, xmlNodePtr apex) noexcept {
+    for (xmlNodePtr n = node != nullptr ? node->parent : nullptr; n != nullptr; n = n->parent)
+        if (n == apex) return true;
+    return false;
+}
 
 Shape shape_of(xmlSecNodeSetPtr nodes) noexcept {
     Shape shape;
     if (nodes == nullptr) return shape;
     xmlSecNodeSetPtr tree = nullptr;
-    int trees = 0, others = 0;
+    xmlSecNodeSetPtr inverted = nullptr;
+    int trees = 0, inverts = 0, others = 0;
     xmlSecNodeSetPtr s = nodes;
     do {
         // Unions could add nodes anywhere; intersections and subtractions only take away.
@@ -79,9 +90,16 @@ Shape shape_of(xmlSecNodeSetPtr nodes) noexcept {
             s->op == xmlSecNodeSetIntersection &&
             (s->type == xmlSecNodeSetTree || s->type == xmlSecNodeSetTreeWithoutComments) &&
             s->nodes != nullptr && s->nodes->nodeNr == 1 && s->children == nullptr;
+        // "Everything but X and its subtree (comments too)": the enveloped transform's set.
+        const bool single_inverted_tree =
+            s->op == xmlSecNodeSetIntersection && s->type == xmlSecNodeSetTreeInvert &&
+            s->nodes != nullptr && s->nodes->nodeNr == 1 && s->children == nullptr;
         if (single_tree) {
             tree = s;
             ++trees;
+        } else if (single_inverted_tree) {
+            inverted = s;
+            ++inverts;
         } else if (!everything) {
             ++others;
         }
@@ -91,7 +109,12 @@ Shape shape_of(xmlSecNodeSetPtr nodes) noexcept {
     xmlNodePtr n = tree->nodes->nodeTab[0];
     if (n == nullptr || n->type != XML_ELEMENT_NODE || n->doc != nodes->doc) return shape;
     shape.apex = n;
-    shape.whole = others == 0 && tree->type == xmlSecNodeSetTreeWithoutComments;
+    const bool no_comments = tree->type == xmlSecNodeSetTreeWithoutComments;
+    shape.whole = others == 0 && inverts == 0 && no_comments;
+    if (others == 0 && inverts == 1 && no_comments) {
+        xmlNodePtr x = inverted->nodes->nodeTab[0];
+        if (x != nullptr && x->type == XML_ELEMENT_NODE && is_below(x, n)) shape.cut = x;
+    }
     return shape;
 }
 
@@ -113,9 +136,46 @@ bool relative_namespace_above(xmlNodePtr apex) {
     return false;
 }
 
+// Takes `x` out of its parent's child list for the object's lifetime and puts it back exactly
+// where it was; x keeps its parent pointer (in-scope namespaces below it are not read).
+class Hidden {
+  public:
+    explicit Hidden(xmlNodePtr x) noexcept : x_(x) {
+        if (x_ == nullptr) return;
+        if (x_->prev != nullptr)
+            x_->prev->next = x_->next;
+        else
+            x_->parent->children = x_->next;
+        if (x_->next != nullptr)
+            x_->next->prev = x_->prev;
+        else
+            x_->parent->last = x_->prev;
+    }
+    ~Hidden() {
+        if (x_ == nullptr) return;
+        if (x_->prev != nullptr)
+            x_->prev->next = x_;
+        else
+            x_->parent->children = x_;
+        if (x_->next != nullptr)
+            x_->next->prev = x_;
+        else
+            x_->parent->last = x_;
+    }
+    Hidden(const Hidden&) = delete;
+    Hidden& operator=(const Hidden&) = delete;
+
+  private:
+    xmlNodePtr x_;
+};
+
 // libxml2's exclusive C14N of `nodes` (confined to `apex`'s subtree), walking only that
 // subtree: the same call xmlsec makes, on a view whose document element is `apex`.
-bool c14n_subtree(xmlNodePtr apex, xmlSecNodeSetPtr nodes, std::string& out) {
+// When the shape says the set is all of the view without comments (`whole`, or `cut` hidden
+// for the call), no membership callback is given: libxml2 then treats every node as visible,
+// which is that very set, and skips a callback that walks up to the root for every node,
+// attribute and namespace (most of the cost of canonicalising a record's signatures).
+bool c14n_subtree(xmlNodePtr apex, xmlSecNodeSetPtr nodes, const Shape& shape, std::string& out) {
     if (relative_namespace_above(apex)) return false;
     xmlDocPtr view = xmlNewDoc(BAD_CAST "1.0");
     xmlOutputBufferPtr buf = xmlAllocOutputBuffer(nullptr);
@@ -124,7 +184,13 @@ bool c14n_subtree(xmlNodePtr apex, xmlSecNodeSetPtr nodes, std::string& out) {
         xmlNodePtr next = apex->next;
         view->children = view->last = apex;  // borrowed, never owned
         apex->next = nullptr;
-        int rc = xmlC14NExecute(view, visible, nodes, XML_C14N_EXCLUSIVE_1_0, nullptr, 0, buf);
+        int rc;
+        if (g_plain_sets.load(std::memory_order_relaxed) && (shape.whole || shape.cut)) {
+            Hidden hidden(shape.cut);
+            rc = xmlC14NExecute(view, nullptr, nullptr, XML_C14N_EXCLUSIVE_1_0, nullptr, 0, buf);
+        } else {
+            rc = xmlC14NExecute(view, visible, nodes, XML_C14N_EXCLUSIVE_1_0, nullptr, 0, buf);
+        }
         apex->next = next;
         view->children = view->last = nullptr;
         if (rc >= 0) {
@@ -167,7 +233,7 @@ int push_xml(xmlSecTransformPtr t, xmlSecNodeSetPtr nodes, xmlSecTransformCtxPtr
         }
         if (result == &bytes) {
             if (apex != nullptr) {
-                if (!c14n_subtree(apex, nodes, bytes)) return -1;
+                if (!c14n_subtree(apex, nodes, shape, bytes)) return -1;
             } else if (element == nullptr) {
                 // Neither fast nor memoisable: xmlsec's transform writes to our successor.
                 c->inner->next = t->next;
@@ -250,6 +316,10 @@ xmlSecTransformId exc_c14n_transform() noexcept {
 
 void set_subtree_c14n(bool enabled) noexcept {
     g_subtree.store(enabled);
+}
+
+void set_plain_set_c14n(bool enabled) noexcept {
+    g_plain_sets.store(enabled);
 }
 
 void install_exc_c14n() {

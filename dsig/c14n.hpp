@@ -51,6 +51,9 @@ xmlSecTransformId exc_c14n_transform() noexcept;
 // Tests: false makes every canonicalisation take xmlsec's whole-document path (the memo
 // still applies). Process-wide; not for production use.
 void set_subtree_c14n(bool enabled) noexcept;
+// Tests: false makes the subtree path always pass xmlsec's membership callback, even for the
+// sets it can do without (whole subtree; subtree minus the enveloped Signature).
+void set_plain_set_c14n(bool enabled) noexcept;
 
 // Puts our exc-c14n klass where xmlsec registered its own (lookup is by href, first match).
 // Called once from init_xmlsec.

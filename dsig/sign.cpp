@@ -101,8 +101,12 @@ Slot& sign_slot(Record& rec, Stage stage, std::size_t year, std::optional<std::s
               "xmlSecTmplReferenceAddTransform");
     }
     xmlNodePtr ki = check(xmlSecTmplSignatureEnsureKeyInfo(sig, nullptr), "EnsureKeyInfo");
-    check(xmlSecTmplX509DataAddCertificate(check(xmlSecTmplKeyInfoAddX509Data(ki), "AddX509Data")),
-          "X509DataAddCertificate");
+    xmlNodePtr x509_cert = check(
+        xmlSecTmplX509DataAddCertificate(check(xmlSecTmplKeyInfoAddX509Data(ki), "AddX509Data")),
+        "X509DataAddCertificate");
+    // Filled here: the key handed to xmlsec carries no X509 data, so xmlsec writes nothing.
+    xmlNodeAddContentLen(x509_cert, BAD_CAST cert.base64_lines.data(),
+                         static_cast<int>(cert.base64_lines.size()));
     xmlNodePtr obj = check(xmlSecTmplSignatureAddObject(sig, nullptr, nullptr, nullptr),
                            "xmlSecTmplSignatureAddObject");
     const std::string when = format_signing_time(signing_time);
@@ -118,7 +122,7 @@ Slot& sign_slot(Record& rec, Stage stage, std::size_t year, std::optional<std::s
     register_id(doc, sig);
     register_id(doc, sp);
 
-    DSigCtx ctx = make_dsig_ctx(make_public_key(cert, true));
+    DSigCtx ctx = make_dsig_ctx(make_public_key(cert));
     SignState state;
     state.signer = &signer;
     ctx->transformCtx.userData = &state;

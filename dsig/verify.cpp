@@ -155,7 +155,7 @@ SignatureReport check_signature(const Record& rec, const Slot& slot) {
     // Cryptography, by xmlsec: References' digests, C14N of SignedInfo, SignatureValue.
     clear_xmlsec_error();
     C14NScope memo(rec.c14n);
-    DSigCtx ctx = make_dsig_ctx(make_public_key(*cert, false));
+    DSigCtx ctx = make_dsig_ctx(make_public_key(*cert));
     if (xmlSecDSigCtxVerify(ctx.get(), slot.node) < 0) {
         p.push_back("xmlsec could not process the signature: " + last_xmlsec_error());
         return r;

@@ -159,6 +159,16 @@ CertResult decode_certificate(std::span<const unsigned char> der) {
     auto info = std::make_unique<CertInfo>();
     info->der.assign(der.begin(), der.end());
     info->fingerprint = hex(sha256(der));
+    {
+        XmlString b64(xmlSecBase64Encode(der.data(), static_cast<xmlSecSize>(der.size()),
+                                         xmlSecBase64GetDefaultLineSize()));
+        if (!b64) {
+            r.problem = "base64 encoding of the certificate failed";
+            return r;
+        }
+        info->base64_lines = reinterpret_cast<const char*>(b64.get());
+        info->base64_lines += '\n';
+    }
     std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), BIO_free);
     if (bio && X509_NAME_print_ex(bio.get(), X509_get_subject_name(cert.get()), 0,
                                   XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
@@ -220,7 +230,7 @@ const xmlChar* signature_href(KeyKind kind) noexcept {
     return kind == KeyKind::rsa ? xmlSecHrefRsaSha256 : xmlSecHrefEcdsaSha256;
 }
 
-Key make_public_key(const CertInfo& info, bool with_cert) {
+Key make_public_key(const CertInfo& info) {
     Key key(xmlSecKeyCreate());
     if (!key) throw Error::internal("xmlSecKeyCreate failed");
     EVP_PKEY* pk = info.key.get();
@@ -233,18 +243,6 @@ Key make_public_key(const CertInfo& info, bool with_cert) {
     if (xmlSecKeySetValue(key.get(), value) < 0) {
         xmlSecKeyDataDestroy(value);
         throw Error::internal("xmlSecKeySetValue failed");
-    }
-    if (with_cert) {
-        xmlSecKeyDataPtr x509 = xmlSecKeyEnsureData(key.get(), xmlSecOpenSSLKeyDataX509Id);
-        // A reference, not a copy: X509_dup re-encodes and re-parses the certificate, which
-        // cost a tenth of a whole teacher-stage signature. xmlsec only reads it (to write
-        // X509Certificate) and drops its reference with the key.
-        X509* cert = info.cert.get();
-        if (x509 == nullptr || X509_up_ref(cert) != 1) throw Error::internal("X509_up_ref failed");
-        if (xmlSecOpenSSLKeyDataX509AdoptCert(x509, cert) < 0) {
-            X509_free(cert);
-            throw Error::internal("attaching the certificate to the key failed");
-        }
     }
     return key;
 }

@@ -59,6 +59,9 @@ struct CertInfo {
     std::vector<unsigned char> der;
     std::string subject;      // RFC 2253
     std::string fingerprint;  // lowercase hex SHA-256 of der
+    // der in base64, 64 columns, as xmlsec writes ds:X509Certificate; written by sign_slot
+    // itself rather than by xmlsec from the key, which would encode it again every time.
+    std::string base64_lines;
 };
 // The certificate, or why it cannot sign in this profile (RSA >= 2048 bits, EC on P-256 or
 // P-384). Decoded certificates are cached per process (read-only, shared across threads):
@@ -74,9 +77,9 @@ CertResult load_certificate_base64(std::string_view text);
 // The SignatureMethod href for a key kind.
 const xmlChar* signature_href(KeyKind kind) noexcept;
 
-// An xmlSecKey holding the public key of `info` and, when with_cert, the certificate (so that
-// signing writes it into KeyInfo/X509Data/X509Certificate).
-Key make_public_key(const CertInfo& info, bool with_cert);
+// An xmlSecKey holding the public key of `info`, nothing else (sign_slot writes the
+// certificate into KeyInfo itself).
+Key make_public_key(const CertInfo& info);
 
 // A signing or verification context restricted to the profile: exclusive C14N, SHA-256,
 // enveloped-signature, same-document URIs, our RSA/ECDSA-SHA256 transforms, no manifests,

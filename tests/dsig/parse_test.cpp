@@ -5,10 +5,10 @@
 
 #include <chrono>
 
-#include "tests/support/catch.hpp"
 #include "dsig/document.hpp"
 #include "dsig/parse.hpp"
 #include "support.hpp"
+#include "tests/support/catch.hpp"
 
 using namespace hbsd;
 using namespace hbsd::test;
@@ -232,6 +232,25 @@ TEST_CASE("the XSD refuses unknown and misplaced elements") {
         fixture(), "<ChuKy/>",
         "<ChuKy><ds:Object xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"/></ChuKy>"));
     CHECK(param(e2, "reason") == "ChuKy holds only ds:Signature elements");
+}
+
+TEST_CASE("the XSD bounds codes: closed alphabet, maximum length") {
+    // hb:Code is 1 to 32 characters of [A-Za-z0-9_-], not starting with _ or -.
+    const std::string f = fixture();
+    const auto b = f.find("<MaHocSinh>") + 11;
+    const auto e = f.find("</MaHocSinh>");
+    auto with_code = [&](const std::string& code) {
+        std::string g = f;
+        g.replace(b, e - b, code);
+        return g;
+    };
+    CHECK_NOTHROW(dsig::Document::parse(with_code(std::string(32, 'A'))));
+    CHECK_NOTHROW(dsig::Document::parse(with_code("A" + std::string(31, '-'))));
+    for (const std::string& bad : {std::string(33, 'A'), std::string("-A"), std::string("A B"),
+                                   std::string("A'B"), std::string("")}) {
+        INFO(bad);
+        CHECK(param(parse_error(with_code(bad)), "reason").rfind("schema:", 0) == 0);
+    }
 }
 
 TEST_CASE("Ids: duplicates, wrong values, xml:id") {

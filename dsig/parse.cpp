@@ -137,15 +137,29 @@ XmlDoc parse_xml(std::string_view xml, const Limits& limits) {
             throw Error::invalid_document("the document is not UTF-8", 1);
     }
 
-    std::unique_ptr<xmlParserCtxt, CtxtDeleter> ctxt(
-        xmlCreateMemoryParserCtxt(xml.data(), static_cast<int>(xml.size())));
-    if (!ctxt) throw Error::internal("xmlCreateMemoryParserCtxt failed");
+    // One parser context per thread, reused: creating one (dictionary, input stack, SAX
+    // handler) is as costly as a tenth of parsing a record. Its dictionary keeps the names of
+    // every document parsed with it, which callers choose, so it is renewed after a bounded
+    // number of parses or names, and after any failed parse (no state of it carries over).
+    thread_local std::unique_ptr<xmlParserCtxt, CtxtDeleter> t_ctxt;
+    thread_local unsigned t_uses = 0;
+    constexpr unsigned kMaxUses = 1000;
+    constexpr int kMaxDictNames = 20000;
+    if (t_ctxt && (t_uses >= kMaxUses || t_ctxt->dict == nullptr ||
+                   xmlDictSize(t_ctxt->dict) > kMaxDictNames))
+        t_ctxt.reset();
+    if (!t_ctxt) {
+        t_ctxt.reset(xmlNewParserCtxt());
+        t_uses = 0;
+        if (!t_ctxt) throw Error::internal("xmlNewParserCtxt failed");
+    }
+    ++t_uses;
+    // Given up on any exit but success.
+    std::unique_ptr<xmlParserCtxt, CtxtDeleter> ctxt(t_ctxt.release());
     ParseState st;
     st.max_depth = limits.max_depth;
     st.max_nodes = limits.max_nodes;
-    ctxt->_private = &st;
-    xmlCtxtUseOptions(ctxt.get(), safe_parse_options());
-    // After UseOptions, which may reset handlers: ours wrap SAX2's tree builder.
+    // Ours wrap SAX2's tree builder; xmlCtxtReadMemory's option handling leaves them alone.
     xmlSAXHandlerPtr sax = ctxt->sax;
     sax->internalSubset = on_internal_subset;
     sax->externalSubset = on_internal_subset;
@@ -158,14 +172,18 @@ XmlDoc parse_xml(std::string_view xml, const Limits& limits) {
     sax->error = nullptr;
     sax->warning = nullptr;
     sax->fatalError = nullptr;
+    ctxt->_private = &st;
     // libxml2 also reports some errors through the thread's structured handler.
     xmlSetStructuredErrorFunc(&st, on_error);
 
-    int rc = xmlParseDocument(ctxt.get());
+    // Resets the context, parses; the document if well-formed, else null (freed).
+    XmlDoc doc(xmlCtxtReadMemory(ctxt.get(), xml.data(), static_cast<int>(xml.size()), nullptr,
+                                 nullptr, safe_parse_options()));
     xmlSetStructuredErrorFunc(nullptr, nullptr);
+    ctxt->_private = nullptr;
 
     if (st.reason) throw Error::invalid_document(*st.reason, st.line);
-    if (rc != 0 || !ctxt->wellFormed || ctxt->myDoc == nullptr) {
+    if (!doc || !ctxt->wellFormed) {
         if (st.first_error.empty()) {
             const xmlError* e = &ctxt->lastError;
             if (e->message != nullptr) {
@@ -177,8 +195,7 @@ XmlDoc parse_xml(std::string_view xml, const Limits& limits) {
             st.first_error.empty() ? std::string("malformed XML") : st.first_error,
             st.first_error_line);
     }
-    XmlDoc doc(ctxt->myDoc);
-    ctxt->myDoc = nullptr;
+    t_ctxt = std::move(ctxt);  // a clean parse: fit for the next one
     if (doc.get()->intSubset != nullptr || doc.get()->extSubset != nullptr)
         throw Error::invalid_document("DOCTYPE is not allowed", 1);
     if (doc.get()->encoding != nullptr && xmlStrcasecmp(doc.get()->encoding, BAD_CAST "UTF-8") != 0)

@@ -58,6 +58,9 @@ PinCache::PinCache(const PinCacheConfig& config)
       max_entries_(std::max<std::size_t>(config.max_entries, 1)) {
     if (!enabled_) return;
     slots_.emplace(max_entries_ * kMaxPinBytes);
+    // An admin reading the journal should see that PINs are being remembered, and for how long.
+    log::info("pin_cache: enabled, a PIN is kept %lld s from its entry, at most %zu PINs",
+              static_cast<long long>(ttl_.count()), max_entries_);
     if (!slots_->locked())
         log::warning(
             "pin_cache: cannot lock its memory (RLIMIT_MEMLOCK?); cached PINs may reach swap");

@@ -203,6 +203,8 @@ TEST_CASE("cards: the PIN cache is bound to the uid and the card and dropped on 
     CHECK(json::serialize(c.call(M("Status"))).find(quoted) == std::string::npos);
     for (const auto& e : w.events()) CHECK(json::serialize(e).find(quoted) == std::string::npos);
     CHECK(d.log().find(quoted) == std::string::npos);
+    CHECK(json::serialize(c.call(M("GetAuditLog"))).find(quoted) == std::string::npos);
+    CHECK(d.log().find("pin_cache: enabled, a PIN is kept 300 s") != std::string::npos);
     const long cached_open = w.wait_for("session_opened", std::string("uid 0 (cached PIN)"));
     CHECK(cached_open >= 0);
 

@@ -50,7 +50,11 @@ hsm::Login login_with_cached_pin(Services& s, uid_t uid, const std::string& toke
     }
     try {
         hsm::Login login = s.tokens->login(cached->uri, pin);
-        if (login.incarnation() == cached->incarnation) return login;
+        // Still cached: a card removal (drop_reader) while we looked and logged in has not
+        // dropped it.
+        if (login.incarnation() == cached->incarnation &&
+            s.pin_cache.holds(uid, cached->uri, cached->incarnation))
+            return login;
         // Replaced between the look and the login: this life of the token never got the PIN.
     } catch (const Error& e) {
         // A cached PIN that the token refuses is never tried again; one for a token that left
@@ -84,6 +88,7 @@ json::object open_session(Services& s, Request& r) {
         std::min<std::int64_t>(ttl_in.value_or(l.session_ttl_s), l.session_ttl_max_s);
 
     const bool cached = pin.empty();
+    const auto reader_events = s.pin_cache.reader_events();
     hsm::Login login =
         cached ? login_with_cached_pin(s, r.caller.uid, token, pin) : s.tokens->login(token, pin);
     const std::string token_uri = login.token_uri();
@@ -107,7 +112,7 @@ json::object open_session(Services& s, Request& r) {
         if (const auto t = listed(s, token_uri, login.incarnation()); t && t->present)
             s.pin_cache.remember(r.caller.uid,
                                  PinCache::Token{t->uri, t->serial, t->incarnation, t->reader},
-                                 token, pin);
+                                 token, pin, reader_events);
     }
     auto opened =
         s.sessions.open(r.caller.uid, std::move(login), std::chrono::seconds(ttl), max_signatures);

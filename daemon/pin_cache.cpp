@@ -99,9 +99,14 @@ std::size_t PinCache::drop_if(Pred pred) {
 }
 
 bool PinCache::remember(uid_t uid, const Token& token, std::string_view requested,
-                        std::string_view pin, Clock::time_point now) {
+                        std::string_view pin, std::optional<std::uint64_t> reader_events_before,
+                        Clock::time_point now) {
     if (!enabled_ || pin.empty() || pin.size() > kMaxPinBytes) return false;
     std::lock_guard lock(mu_);
+    // drop_reader counts before it takes mu_, so a removal is either counted here or finds the
+    // entry to drop.
+    if (token.reader && reader_events_before && *reader_events_before != reader_events_.load())
+        return false;
     for (auto it = entries_.begin(); it != entries_.end(); ++it)
         if (it->uid == uid && it->token.uri == token.uri) {
             forget(it);
@@ -156,7 +161,16 @@ std::size_t PinCache::drop_incarnation(std::string_view uri, std::uint64_t incar
 }
 
 std::size_t PinCache::drop_reader(std::string_view reader) {
+    ++reader_events_;
     return drop_if([&](const Entry& e) { return e.token.reader && *e.token.reader == reader; });
+}
+
+bool PinCache::holds(uid_t uid, std::string_view uri, std::uint64_t incarnation) {
+    if (!enabled_) return false;
+    std::lock_guard lock(mu_);
+    return std::ranges::any_of(entries_, [&](const Entry& e) {
+        return e.uid == uid && e.token.uri == uri && e.token.incarnation == incarnation;
+    });
 }
 
 std::size_t PinCache::sweep(Clock::time_point now) {

@@ -22,6 +22,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -87,7 +88,11 @@ class PinCache {
     // Remembers `pin` for (uid, token.uri), replacing that pair's entry; `requested` is the URI
     // the caller named, which a later find() may use too. When full, the entry typed longest ago
     // goes. False when nothing was remembered (disabled, empty or over-long PIN).
+    // `reader_events_before`: reader_events() read before the login, so that a card pulled
+    // between the login and this call (whose drop_reader found nothing to drop yet) is not
+    // remembered as if it had stayed.
     bool remember(uid_t uid, const Token& token, std::string_view requested, std::string_view pin,
+                  std::optional<std::uint64_t> reader_events_before = std::nullopt,
                   Clock::time_point now = Clock::now());
     // The entry of `uid` for the token named `token` (its canonical URI or the URI the caller
     // named when the PIN was typed), within its ttl: the token it was typed for, and the PIN
@@ -108,6 +113,11 @@ class PinCache {
     std::size_t drop_incarnation(std::string_view uri, std::uint64_t incarnation);
     // Every entry whose token sat in PC/SC reader `reader` (its card was removed).
     std::size_t drop_reader(std::string_view reader);
+    // How many times drop_reader was called (card or reader removals seen by TokenWatch).
+    std::uint64_t reader_events() const noexcept { return reader_events_.load(); }
+    // Whether `uid` still has an entry for `uri` typed for `incarnation` (not dropped since a
+    // find: a login with a cached PIN checks this before the session opens).
+    bool holds(uid_t uid, std::string_view uri, std::uint64_t incarnation);
     // Entries past their ttl.
     std::size_t sweep(Clock::time_point now = Clock::now());
     void clear();
@@ -135,6 +145,7 @@ class PinCache {
     std::optional<LockedPages> slots_;  // max_entries_ * kMaxPinBytes; guarded by mu_
     std::vector<Entry> entries_;        // guarded by mu_
     std::vector<std::size_t> free_;     // free slot indexes; guarded by mu_
+    std::atomic<std::uint64_t> reader_events_{0};
 };
 
 }  // namespace hbsd::daemon

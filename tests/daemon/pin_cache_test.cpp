@@ -59,12 +59,12 @@ TEST_CASE("pin_cache: found by the uid that typed it, by requested or canonical 
 TEST_CASE("pin_cache: the ttl runs from the typing, not from the last use") {
     PinCache c(on(60));
     const auto t0 = PinCache::Clock::now();
-    REQUIRE(c.remember(1000, card(), "x", "1234", t0));
+    REQUIRE(c.remember(1000, card(), "x", "1234", std::nullopt, t0));
     CHECK(pin_of(c, 1000, "x", t0 + 30s) == "1234");
     CHECK(pin_of(c, 1000, "x", t0 + 59s) == "1234");  // a use does not extend it
     CHECK(!pin_of(c, 1000, "x", t0 + 60s));
     CHECK(c.size() == 0);  // dropped on the way
-    REQUIRE(c.remember(1000, card(), "x", "1234", t0));
+    REQUIRE(c.remember(1000, card(), "x", "1234", std::nullopt, t0));
     CHECK(c.sweep(t0 + 10s) == 0);
     CHECK(c.sweep(t0 + 61s) == 1);
     CHECK(c.size() == 0);
@@ -104,8 +104,9 @@ TEST_CASE("pin_cache: bounded; the PIN typed longest ago goes first; long PINs a
     PinCache c(on(600, 3));
     const auto t0 = PinCache::Clock::now();
     for (int i = 0; i < 3; ++i)
-        REQUIRE(c.remember(1000 + i, card(), "x", "pin" + std::to_string(i), t0 + i * 1s));
-    REQUIRE(c.remember(2000, card(), "x", "new", t0 + 5s));
+        REQUIRE(c.remember(1000 + i, card(), "x", "pin" + std::to_string(i), std::nullopt,
+                           t0 + i * 1s));
+    REQUIRE(c.remember(2000, card(), "x", "new", std::nullopt, t0 + 5s));
     CHECK(c.size() == 3);
     CHECK(!pin_of(c, 1000, "x", t0 + 6s));
     CHECK(pin_of(c, 1001, "x", t0 + 6s) == "pin1");
@@ -141,4 +142,18 @@ TEST_CASE("pin_cache: [pin_cache] config, defaults and bounds with file:line") {
     CHECK(error("[pin_cache]\nmax_entries = 5000\n").rfind("t.toml:2:", 0) == 0);
     CHECK(error("[pin_cache]\nenabled = 1\n").find("true or false") != std::string::npos);
     CHECK(error("[pin_cache]\nttl = 5\n").find("unknown key 'ttl'") != std::string::npos);
+}
+
+TEST_CASE("pin_cache: a card removed between the login and remember() is not remembered") {
+    PinCache c(on());
+    const auto before = c.reader_events();
+    c.drop_reader("Virtual PCD 00 00");  // nothing cached yet: nothing to drop, but counted
+    CHECK(!c.remember(1000, card(), "x", "1234", before));
+    CHECK(c.size() == 0);
+    // A token in no reader (an HSM) is not concerned; a fresh count is fine.
+    CHECK(c.remember(1000, card("pkcs11:token=hsm", 1, std::nullopt), "h", "1234", before));
+    CHECK(c.remember(1000, card(), "x", "1234", c.reader_events()));
+    CHECK(c.holds(1000, card().uri, 7));
+    CHECK(!c.holds(1000, card().uri, 8));
+    CHECK(!c.holds(1001, card().uri, 7));
 }

@@ -214,6 +214,22 @@ void read_access(const Reader& r, const toml::node& n, Config& c) {
     }
 }
 
+void read_pin_cache(const Reader& r, const toml::node& n, Config& c) {
+    const auto& t = r.table(n, "[pin_cache]");
+    r.only(t, "[pin_cache]", {"enabled", "ttl_s", "max_entries"});
+    auto& p = c.pin_cache;
+    if (const auto* v = t.get("enabled")) {
+        if (!v->is_boolean()) r.fail(v->source(), "pin_cache.enabled must be true or false");
+        p.enabled = v->as_boolean()->get();
+    }
+    // A day at most: a PIN is consent, and consent given yesterday is not today's.
+    if (const auto* v = t.get("ttl_s"))
+        p.ttl_s = r.unsigned_int<unsigned>(*v, "pin_cache.ttl_s", 1, 86400);
+    // Every entry is a slot of locked memory (pin_cache.hpp).
+    if (const auto* v = t.get("max_entries"))
+        p.max_entries = r.unsigned_int<unsigned>(*v, "pin_cache.max_entries", 1, 1024);
+}
+
 std::string absolute_path(const Reader& r, const toml::node& n, std::string_view name) {
     std::string s = r.string(n, name);
     if (s.front() != '/') r.fail(n.source(), std::string(name) + " must be an absolute path");
@@ -232,13 +248,14 @@ Config parse_config(std::string_view text, const std::string& source_name) {
     }
     r.only(root, "the top level",
            {"module", "socket", "limits", "access", "trust_anchors", "crl_files", "state_dir",
-            "registry_checks", "token_mapping"});
+            "registry_checks", "token_mapping", "pin_cache"});
     Config c;
     if (const auto* n = root.get("module")) read_modules(r, *n, c);
     if (const auto* n = root.get("token_mapping")) read_token_mapping(r, *n, c);
     if (const auto* n = root.get("socket")) read_socket(r, *n, c);
     if (const auto* n = root.get("limits")) read_limits(r, *n, c);
     if (const auto* n = root.get("access")) read_access(r, *n, c);
+    if (const auto* n = root.get("pin_cache")) read_pin_cache(r, *n, c);
     if (const auto* n = root.get("trust_anchors"))
         c.trust_anchors = absolute_path(r, *n, "trust_anchors");
     if (const auto* n = root.get("crl_files")) {

@@ -51,6 +51,16 @@ struct AccessRule {
     std::string origin;  // "file:line", for log lines about the rule
 };
 
+// [pin_cache]: OpenSession with an empty PIN reuses the PIN its caller typed for the same
+// token, as gpg-agent does with passphrases (daemon/pin_cache.hpp). Off unless enabled.
+struct PinCacheConfig {
+    bool enabled = false;
+    // Counted from when the PIN was typed, not from its last use: a cached PIN is never kept
+    // alive by being used.
+    unsigned ttl_s = 600;
+    unsigned max_entries = 64;
+};
+
 struct Config {
     std::vector<hsm::ModuleConfig> modules;
     // [[token_mapping]]: which module drives the token in which PC/SC reader. With any entry,
@@ -66,6 +76,7 @@ struct Config {
     // Sign asks the registry (registered, approved, assigned, year open, record held here).
     // Off only for tests and benches of the signing path alone; production keeps it on.
     bool registry_checks = true;
+    PinCacheConfig pin_cache;
 };
 
 inline constexpr std::string_view kDefaultConfigPath = "/etc/hbsd/hbsd.toml";

@@ -54,6 +54,8 @@ constexpr std::array kTable{
 
     // hbsd's own extension interface (the contract above is fixed).
     MethodEntry{A, "GetArchived", admin, handlers::get_archived, pool},
+    // A caller forgets its own cached PINs: whoever may open a session may.
+    MethodEntry{A, "ForgetPins", sign, handlers::forget_pins, pool},
 };
 static_assert(ready != later);
 

@@ -16,6 +16,7 @@ boost::json::object list_keys(Services&, Request&);
 
 boost::json::object open_session(Services&, Request&);
 boost::json::object close_session(Services&, Request&);
+boost::json::object forget_pins(Services&, Request&);  // vn.hocbaso.SignerAdmin
 
 boost::json::object sign(Services&, Request&);
 boost::json::object sign_batch(Services&, Request&);

@@ -11,12 +11,18 @@ namespace hbsd::daemon {
 
 std::string_view signer_admin_interface_description() noexcept {
     return R"(# hbsd's administrative extension of vn.hocbaso.Signer (that contract is fixed, so
-# what it lacks lives here). Same transport and capabilities; every method here needs admin.
+# what it lacks lives here). Same transport and capabilities; every method here needs admin,
+# but ForgetPins, which needs sign.
 interface vn.hocbaso.SignerAdmin
 
 # The signed document that the audit entry `seq` produced (its document_after), from the
 # archive. Unknown seq, or an entry that produced no document: InvalidParameter (seq).
 method GetArchived(seq: int) -> (document: string, sha256: string)
+
+# Forgets the caller's own cached PINs ([pin_cache] in hbsd.toml): for the token named
+# (by the URI given when the PIN was typed, or its canonical URI), or all of them. The next
+# OpenSession needs the PIN typed again. Sessions already open stay open.
+method ForgetPins(token: ?string) -> (dropped: int)
 
 error InvalidParameter (parameter: string)
 )";

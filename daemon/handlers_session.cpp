@@ -18,6 +18,57 @@ struct PinGuard {
 
 }  // namespace
 
+namespace {
+
+bool is_pin_error(const Error& e) noexcept {
+    return e.code() == Errc::PinIncorrect || e.code() == Errc::PinLocked;
+}
+
+// The token as the current listing shows it, by canonical URI and incarnation.
+std::optional<hsm::TokenInfo> listed(Services& s, const std::string& uri,
+                                     std::uint64_t incarnation) {
+    for (auto& t : current_tokens(s))
+        if (t.uri == uri && t.incarnation == incarnation) return std::move(t);
+    return std::nullopt;
+}
+
+// OpenSession with an empty PIN: the PIN the caller typed for this very token (pin_cache.hpp).
+// Nothing cached, or cached for an earlier life of the token, is InvalidParameter "pin", and
+// nothing reaches the token, so no PIN try is spent on a guess.
+hsm::Login login_with_cached_pin(Services& s, uid_t uid, const std::string& token,
+                                 std::string& pin) {
+    if (!s.pin_cache.enabled()) throw Error::invalid_parameter("pin");
+    pin.reserve(PinCache::kMaxPinBytes);
+    const auto cached = s.pin_cache.find(uid, token, pin);
+    if (!cached) throw Error::invalid_parameter("pin");
+    // The token must still be the one the PIN was typed for, and present: the listing also
+    // drops the entries of tokens that left (note_tokens).
+    const auto now = listed(s, cached->uri, cached->incarnation);
+    if (!now || !now->present || now->serial != cached->serial) {
+        s.pin_cache.drop(uid, cached->uri);
+        throw Error::invalid_parameter("pin");
+    }
+    try {
+        hsm::Login login = s.tokens->login(cached->uri, pin);
+        // Still cached: a card removal (drop_reader) while we looked and logged in has not
+        // dropped it.
+        if (login.incarnation() == cached->incarnation &&
+            s.pin_cache.holds(uid, cached->uri, cached->incarnation))
+            return login;
+        // Replaced between the look and the login: this life of the token never got the PIN.
+    } catch (const Error& e) {
+        // A cached PIN that the token refuses is never tried again; one for a token that left
+        // is of no further use either.
+        if (is_pin_error(e) || e.code() == Errc::TokenNotPresent || e.code() == Errc::TokenNotFound)
+            s.pin_cache.drop(uid, cached->uri);
+        throw;
+    }
+    s.pin_cache.drop(uid, cached->uri);
+    throw Error::invalid_parameter("pin");
+}
+
+}  // namespace
+
 json::object open_session(Services& s, Request& r) {
     const std::string token = r.params.string("token");
     std::string pin = r.params.string("pin");
@@ -36,7 +87,10 @@ json::object open_session(Services& s, Request& r) {
     const std::int64_t ttl =
         std::min<std::int64_t>(ttl_in.value_or(l.session_ttl_s), l.session_ttl_max_s);
 
-    hsm::Login login = s.tokens->login(token, pin);
+    const bool cached = pin.empty();
+    const auto reader_events = s.pin_cache.reader_events();
+    hsm::Login login =
+        cached ? login_with_cached_pin(s, r.caller.uid, token, pin) : s.tokens->login(token, pin);
     const std::string token_uri = login.token_uri();
     // A mapped token whose reader holds no card (token_watch.hpp) is not there to sign with,
     // even though its module still answers. The last look may predate a re-insertion: look
@@ -48,13 +102,24 @@ json::object open_session(Services& s, Request& r) {
     };
     if (absent()) {
         current_tokens(s);
-        if (absent()) throw Error::token_not_present(token_uri);
+        if (absent()) {
+            s.pin_cache.drop(r.caller.uid, token_uri);
+            throw Error::token_not_present(token_uri);
+        }
+    }
+    if (!cached && s.pin_cache.enabled()) {
+        // Bound to what the token is now: its serial, its incarnation and its reader.
+        if (const auto t = listed(s, token_uri, login.incarnation()); t && t->present)
+            s.pin_cache.remember(r.caller.uid,
+                                 PinCache::Token{t->uri, t->serial, t->incarnation, t->reader},
+                                 token, pin, reader_events);
     }
     auto opened =
         s.sessions.open(r.caller.uid, std::move(login), std::chrono::seconds(ttl), max_signatures);
-    // The session id is the caller's bearer of the PIN's consent: never in an event.
+    // The session id is the caller's bearer of the PIN's consent: never in an event. Whether
+    // the PIN came from the cache is (never the PIN).
     s.publish({"session_opened", token_uri, std::nullopt, std::nullopt,
-               "uid " + std::to_string(r.caller.uid)});
+               "uid " + std::to_string(r.caller.uid) + (cached ? " (cached PIN)" : "")});
     return {{"session", opened.id}, {"expires_at", rfc3339(opened.expires_at)}};
 }
 
@@ -66,6 +131,22 @@ json::object close_session(Services& s, Request& r) {
     s.publish({"session_closed", token_uri, std::nullopt, std::nullopt,
                "uid " + std::to_string(r.caller.uid)});
     return {};
+}
+
+}  // namespace hbsd::daemon::handlers
+
+namespace hbsd::daemon::handlers {
+
+// vn.hocbaso.SignerAdmin.ForgetPins: the explicit drop. A caller forgets only its own PINs.
+json::object forget_pins(Services& s, Request& r) {
+    const auto token = r.params.opt_string("token");
+    r.params.finish();
+    std::size_t n = 0;
+    if (token)
+        n = s.pin_cache.drop(r.caller.uid, *token);
+    else
+        n = s.pin_cache.drop(r.caller.uid);
+    return {{"dropped", static_cast<std::int64_t>(n)}};
 }
 
 }  // namespace hbsd::daemon::handlers

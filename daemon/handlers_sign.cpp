@@ -187,16 +187,18 @@ json::object sign_one(Services& s, Request& r, const std::string& session, const
                                std::chrono::system_clock::now());
     }
 
-    dsig::Signer signer{kc.key.certificate_der, [&](std::span<const unsigned char> md) {
-                            try {
-                                return s.tokens->sign(*kc.lease.login, kc.key.uri, kc.mechanism,
-                                                      md);
-                            } catch (const Error& e) {
-                                if (e.code() == Errc::TokenNotPresent)
-                                    s.sessions.end_token(kc.lease.token_uri);
-                                throw;
-                            }
-                        }};
+    dsig::Signer signer{
+        kc.key.certificate_der, [&](std::span<const unsigned char> md) {
+            try {
+                return s.tokens->sign(*kc.lease.login, kc.key.uri, kc.mechanism, md);
+            } catch (const Error& e) {
+                if (e.code() == Errc::TokenNotPresent) {
+                    s.sessions.end_token(kc.lease.token_uri);
+                    s.pin_cache.drop_incarnation(kc.lease.token_uri, kc.lease.login->incarnation());
+                }
+                throw;
+            }
+        }};
     const auto report =
         doc.add_signature(w.stage, w.year, subject, signer, std::chrono::system_clock::now());
     std::string out = doc.serialize();

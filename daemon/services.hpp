@@ -3,9 +3,10 @@
 #pragma once
 
 #include "daemon/config.hpp"
-#include "daemon/events.hpp"
 #include "daemon/event_hook.hpp"
+#include "daemon/events.hpp"
 #include "daemon/idempotency.hpp"
+#include "daemon/pin_cache.hpp"
 #include "daemon/sessions.hpp"
 #include "hsm/token_manager.hpp"
 #include "policies/trust.hpp"
@@ -32,6 +33,7 @@ struct Services {
         : config(std::move(cfg)),
           tokens(std::move(token_manager)),
           idempotency(std::make_unique<MemoryIdempotencyStore>(config.limits.idempotency_entries)),
+          pin_cache(config.pin_cache),
           trust_(std::move(trust_store)) {
         // WatchEvents delivers what is published through the hook.
         on_event = [this](const Event& e) { events.publish(e); };
@@ -49,6 +51,9 @@ struct Services {
     // Stands in for the store only where there is none (the fuzz target): with a store,
     // request ids live in its idempotency table, written with the signature.
     std::unique_ptr<IdempotencyStore> idempotency;
+    // PINs remembered for OpenSession with an empty PIN ([pin_cache]; pin_cache.hpp). Fixed at
+    // start-up: a reload does not change it.
+    PinCache pin_cache;
     // The registry, records, idempotency, archive and audit log (state_dir/hbsd.db). Set once
     // before serving; null only in harnesses that run without a state directory.
     std::unique_ptr<store::Store> store;
@@ -69,7 +74,10 @@ struct Services {
     // token_removed events (see note_tokens).
     std::mutex presence_mu;
     std::map<std::string, bool> presence;  // guarded by presence_mu
-    bool presence_seeded = false;          // guarded by presence_mu
+    // hsm::TokenInfo::incarnation of each present token URI at the last look: a token that
+    // left and came back between two looks (a restarted HSM) has a new one.
+    std::map<std::string, std::uint64_t> incarnations;  // guarded by presence_mu
+    bool presence_seeded = false;                       // guarded by presence_mu
 
     // The trust anchors in force; a reload (SIGHUP) swaps them while calls keep the set they
     // started with.

@@ -109,11 +109,13 @@ void SessionTable::end(std::unordered_map<std::string, Session>::iterator it,
     count_ = sessions_.size();
 }
 
-void SessionTable::end_token(std::string_view token_uri) {
+void SessionTable::end_token(std::string_view token_uri, std::optional<std::uint64_t> keep) {
     std::lock_guard lock(mu_);
     for (auto it = sessions_.begin(); it != sessions_.end();) {
         auto next = std::next(it);
-        if (it->second.token_uri == token_uri) end(it, "token_removed");
+        if (it->second.token_uri == token_uri &&
+            (!keep || it->second.login->incarnation() != *keep))
+            end(it, "token_removed");
         it = next;
     }
 }

@@ -77,8 +77,10 @@ class SessionTable {
     // Same checks without reserving.
     Lease lease(uid_t uid, std::string_view session, std::string_view method);
     void close(uid_t uid, std::string_view session, std::string_view method);
-    // The token went away (or reported itself absent): its sessions end.
-    void end_token(std::string_view token_uri);
+    // The token went away (or reported itself absent): its sessions end, except those logged
+    // in to incarnation `keep` (hsm::TokenInfo::incarnation) of it, i.e. to the token that
+    // is there now.
+    void end_token(std::string_view token_uri, std::optional<std::uint64_t> keep = std::nullopt);
     // Ends sessions whose ttl passed; called periodically so that logins do not outlive it.
     void sweep();
     std::size_t active();

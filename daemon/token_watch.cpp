@@ -28,6 +28,11 @@ TokenWatch::TokenWatch(Services& services, hsm::pcsc::WatcherOptions options)
     if (services.config.token_mapping.empty()) return;
     watcher_ = std::make_unique<hsm::pcsc::Watcher>(
         [this](const hsm::pcsc::Event& e) {
+            // At once, on the watcher's thread (a lock and a wipe, no PKCS#11): a card pulled
+            // and put back before the refresher looks must still need its PIN again.
+            if (e.kind == hsm::pcsc::EventKind::card_removed ||
+                e.kind == hsm::pcsc::EventKind::reader_removed)
+                services_.pin_cache.drop_reader(e.reader);
             log::info("pcsc: %s %s", std::string(hsm::pcsc::to_string(e.kind)).c_str(),
                       e.reader.c_str());
             std::lock_guard lock(mu_);

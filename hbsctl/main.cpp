@@ -192,7 +192,7 @@ int main(int argc, char** argv) {
 
     std::optional<int> pin_fd;
     std::optional<std::int64_t> ttl, max_signatures;
-    bool quiet = false;
+    bool quiet = false, cached_pin = false;
     auto* open = app.add_subcommand("open-session", "log in to a token (PIN from the terminal)");
     open->add_option("token", token, "pkcs11: URI of the token")->required();
     open->add_option("--pin-fd", pin_fd,
@@ -200,9 +200,13 @@ int main(int argc, char** argv) {
     open->add_option("--ttl", ttl, "session lifetime in seconds (the daemon caps it)");
     open->add_option("--max-signatures", max_signatures, "end the session after N signatures");
     open->add_flag("-q,--quiet", quiet, "print only the session id (for $(...))");
+    // An empty PIN asks the daemon for the one this user typed for this token ([pin_cache]).
+    open->add_flag("--cached-pin", cached_pin,
+                   "use the PIN the daemon cached for you and this token (no prompt)")
+        ->excludes("--pin-fd");
     open->callback([&] {
         action = [&](Client& c) {
-            Secret pin{pin_from(pin_fd, token)};
+            Secret pin{cached_pin ? std::string() : pin_from(pin_fd, token)};
             json::object p{{"token", token}, {"pin", pin.value}};
             if (ttl) p["ttl_s"] = *ttl;
             if (max_signatures) p["max_signatures"] = *max_signatures;
@@ -225,6 +229,22 @@ int main(int argc, char** argv) {
         action = [&](Client& c) {
             c.call(std::string(kSigner) + "CloseSession", {{"session", session}});
             if (g.json) print_json(json::object{});
+            return 0;
+        };
+    });
+
+    std::optional<std::string> forget_token;
+    auto* forget = app.add_subcommand(
+        "forget-pins", "make the daemon forget the PINs it cached for you (all, or one token's)");
+    forget->add_option("token", forget_token, "pkcs11: URI of the token");
+    forget->callback([&] {
+        action = [&](Client& c) {
+            json::object p;
+            if (forget_token) p["token"] = *forget_token;
+            auto r = c.call("vn.hocbaso.SignerAdmin.ForgetPins", std::move(p));
+            if (g.json) return print_json(r), 0;
+            std::printf("forgot %lld PIN(s)\n",
+                        static_cast<long long>(r.at("dropped").to_number<std::int64_t>()));
             return 0;
         };
     });

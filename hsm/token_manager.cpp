@@ -354,6 +354,7 @@ std::vector<TokenInfo> TokenManager::list_tokens() {
         info.reader = t->reader;
         info.logged_in = info.present && t->logged_in();
         info.module = t->module->name;
+        info.incarnation = t->incarnation;
         out.push_back(std::move(info));
     }
     for (const auto& slot : empty_readers(*state_)) {

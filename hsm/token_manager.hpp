@@ -18,6 +18,7 @@
 // token_manager.cpp (direct PKCS#11 calls), signer.cpp (RSA-PSS), keys.cpp (leaks).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
@@ -45,6 +46,11 @@ struct TokenInfo {
     std::optional<std::string> reader;  // slot description of a removable slot (PC/SC reader)
     bool logged_in = false;
     std::string module;  // ModuleConfig::name of the module that serves it (not on the wire)
+    // Which life of the token this is (not on the wire): a new number each time hsm/ finds the
+    // token afresh - re-inserted, or back after its module was re-initialised (a restarted
+    // HSM) - even when its URI and serial are the same. Logins of an earlier incarnation are
+    // dead. 0 for a reader without a token.
+    std::uint64_t incarnation = 0;
 };
 
 enum class KeyAlgorithm { rsa, ec };
@@ -96,6 +102,8 @@ class Login {
     explicit operator bool() const noexcept { return token_ != nullptr; }
     // The canonical URI of the token this Login belongs to.
     const std::string& token_uri() const;
+    // TokenInfo::incarnation of the token this Login belongs to.
+    std::uint64_t incarnation() const;
 
   private:
     friend class TokenManager;

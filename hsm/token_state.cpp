@@ -20,6 +20,15 @@ void Module::release_retired() noexcept {
     ++session_generation;
 }
 
+namespace {
+
+std::uint64_t next_incarnation() noexcept {
+    static std::atomic<std::uint64_t> last{0};
+    return ++last;
+}
+
+}  // namespace
+
 TokenState::TokenState(std::shared_ptr<Module> module_, CK_SLOT_ID slot_id_,
                        const CK_SLOT_INFO& slot_info_, const CK_TOKEN_INFO& info_,
                        std::optional<std::string> reader_, unsigned pool_limit,
@@ -31,6 +40,7 @@ TokenState::TokenState(std::shared_ptr<Module> module_, CK_SLOT_ID slot_id_,
       uri(format_token_uri(info_)),
       reader(std::move(reader_)),
       max_wrong_pins(max_wrong_pins_),
+      incarnation(next_incarnation()),
       pool(pool_limit) {}
 
 namespace {
@@ -179,6 +189,11 @@ Login::~Login() {
 const std::string& Login::token_uri() const {
     if (!token_) throw Error::internal("use of a moved-from Login");
     return token_->uri;
+}
+
+std::uint64_t Login::incarnation() const {
+    if (!token_) throw Error::internal("use of a moved-from Login");
+    return token_->incarnation;
 }
 
 }  // namespace hbsd::hsm

@@ -79,6 +79,8 @@ struct TokenState {
     const std::string uri;
     const std::optional<std::string> reader;
     const unsigned max_wrong_pins;
+    // TokenInfo::incarnation: process-wide, so that no two TokenStates ever share one.
+    const std::uint64_t incarnation;
 
     // Removed (or replaced) since it was found: every Login of it is dead.
     std::atomic<bool> gone{false};

@@ -238,3 +238,92 @@ TEST_CASE("events: hbsctl watch prints the events live, as text and as JSON") {
     CHECK(first.at("kind").as_string() == "session_opened");
     CHECK(first.at("token").as_string() == d.token_uri());
 }
+
+TEST_CASE("events: an HSM restarted between two listings is token_removed, then token_inserted") {
+    auto o = DaemonOptions().with_faults();
+    o.extra_config = "\n[pin_cache]\nenabled = true\n";
+    Daemon d(o);
+    const auto token = d.token_uri();
+    Watch w(d);
+    settle();
+    auto c = d.client();
+    const auto session = open_session(d, c);
+    c.call(M("ListTokens"));
+    // The module crashes and is re-initialised by the next listing, which then finds the token
+    // present again: present at both looks, yet another life of the token.
+    d.set_faults("restart_needed=CKR_DEVICE_ERROR,1\n");
+    c.call(M("ListTokens"));
+    const long removed = w.wait_for("token_removed");
+    REQUIRE(removed >= 0);
+    CHECK(w.events()[static_cast<std::size_t>(removed)].at("token").as_string() == token);
+    const long inserted = w.wait_for("token_inserted", {}, static_cast<std::size_t>(removed));
+    CHECK(inserted > removed);
+    CHECK(w.events()[static_cast<std::size_t>(inserted)].at("token").as_string() == token);
+    // The session on its earlier life ended with it.
+    CHECK(w.wait_for("session_expired", "token_removed") >= 0);
+    CHECK(error_of([&] {
+              c.call(M("Sign"), sign_params(session, d.key_uri("gvbm-TOAN"), "subject_teacher",
+                                            fixture(), "TOAN"));
+          }).code() == Errc::SessionExpired);
+    // Its cached PIN went too: the new life needs the PIN typed again.
+    const auto e = error_of([&] { c.call(M("OpenSession"), {{"token", token}, {"pin", ""}}); });
+    CHECK(e.code() == Errc::InvalidParameter);
+    CHECK(e.parameters().at("parameter").as_string() == "pin");
+    const auto again = open_session(d, c);
+    CHECK(c.call(M("Sign"),
+                 sign_params(again, d.key_uri("gvbm-TOAN"), "subject_teacher", fixture(), "TOAN"))
+              .contains("document"));
+    // Once only: later listings of the same life are no news.
+    c.call(M("ListTokens"));
+    std::this_thread::sleep_for(300ms);
+    CHECK(w.count("token_removed") == 1);
+    CHECK(w.count("token_inserted") == 1);
+}
+
+TEST_CASE("pin cache: an empty PIN with nothing cached never reaches the token") {
+    // Disabled (the default), and enabled with nothing cached: InvalidParameter pin. The fault
+    // module would answer any C_Login with CKR_PIN_LOCKED, so a PinLocked would show a try.
+    for (const bool enabled : {false, true}) {
+        INFO("enabled " << enabled);
+        auto o = DaemonOptions().with_faults();
+        if (enabled) o.extra_config = "\n[pin_cache]\nenabled = true\n";
+        Daemon d(o);
+        auto c = d.client();
+        d.set_faults("login=CKR_PIN_LOCKED\n");
+        const auto e = error_of([&] {
+            c.call(M("OpenSession"), {{"token", d.token_uri()}, {"pin", ""}});
+        });
+        CHECK(e.code() == Errc::InvalidParameter);
+        CHECK(e.parameters().at("parameter").as_string() == "pin");
+        d.set_faults("");
+        if (!enabled) {
+            // Even after a PIN was typed: nothing is remembered.
+            const auto s = open_session(d, c);
+            c.call(M("CloseSession"), {{"session", s}});
+            CHECK(error_of([&] {
+                      c.call(M("OpenSession"), {{"token", d.token_uri()}, {"pin", ""}});
+                  }).code() == Errc::InvalidParameter);
+        }
+    }
+}
+
+TEST_CASE("pin cache: a cached PIN the token refuses is dropped and never tried twice") {
+    auto o = DaemonOptions().with_faults();
+    o.extra_config = "\n[pin_cache]\nenabled = true\n";
+    Daemon d(o);
+    auto c = d.client();
+    const auto token = d.token_uri();
+    const auto s = open_session(d, c);
+    c.call(M("CloseSession"), {{"session", s}});  // logged out: the next login asks the token
+    // The PIN was changed behind hbsd's back.
+    d.set_faults("login=CKR_PIN_INCORRECT\n");
+    CHECK(error_of([&] {
+              c.call(M("OpenSession"), {{"token", token}, {"pin", ""}});
+          }).code() == Errc::PinIncorrect);
+    d.set_faults("");
+    const auto e = error_of([&] { c.call(M("OpenSession"), {{"token", token}, {"pin", ""}}); });
+    CHECK(e.code() == Errc::InvalidParameter);
+    CHECK(e.parameters().at("parameter").as_string() == "pin");
+    open_session(d, c);
+    CHECK(c.call(M("OpenSession"), {{"token", token}, {"pin", ""}}).contains("session"));
+}

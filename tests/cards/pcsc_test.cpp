@@ -139,3 +139,116 @@ TEST_CASE("cards: hbsd runs without pcscd and picks up the readers when it start
     CHECK(count == 1);
     CHECK(log.find("pcscd is available again") != std::string::npos);
 }
+
+namespace {
+
+json::object open_params(const std::string& token, const std::string& pin) {
+    return {{"token", token}, {"pin", pin}};
+}
+
+// The parameter an InvalidParameter names, or the error's wire name for any other outcome.
+std::string refusal(const std::function<void()>& fn) {
+    try {
+        fn();
+    } catch (const Error& e) {
+        if (e.code() == Errc::InvalidParameter && e.parameters().contains("parameter"))
+            return "InvalidParameter " + std::string(e.parameters().at("parameter").as_string());
+        return std::string(error_name(e.code()));
+    }
+    return "ok";
+}
+
+}  // namespace
+
+TEST_CASE("cards: the PIN cache is bound to the uid and the card and dropped on removal") {
+    PcscRig rig;
+    auto o = mapped_to(rig);
+    o.extra_config += "\n[pin_cache]\nenabled = true\nttl_s = 300\n";
+    o.grant(kNobody, R"(["sign"])");
+    Daemon d(o);
+    auto c = d.client();
+    const auto token = d.token_uri();
+    Watch w(d);
+    settle();
+    rig.insert(0, "4a01");
+    REQUIRE(w.wait_for("token_inserted", {}, 0, 15s) >= 0);
+
+    // Nothing cached yet: refused before the token sees anything (no PIN try spent).
+    CHECK(refusal([&] { c.call(M("OpenSession"), open_params(token, "")); }) ==
+          "InvalidParameter pin");
+
+    // The PIN typed once; the session closed; the next one opens with an empty PIN.
+    const auto first = open_session(d, c);
+    c.call(M("CloseSession"), {{"session", first}});
+    const auto cached =
+        std::string(c.call(M("OpenSession"), open_params(token, "")).at("session").as_string());
+    CHECK(c.call(M("Sign"),
+                 sign_params(cached, d.key_uri("gvbm-TOAN"), "subject_teacher", fixture(), "TOAN"))
+              .contains("document"));
+    c.call(M("CloseSession"), {{"session", cached}});
+    // hbsctl --cached-pin sends the empty PIN.
+    const auto run = run_hbsctl({"-s", d.socket(), "open-session", "-q", "--cached-pin", token});
+    CHECK(run.code == 0);
+    CHECK(run.out.size() == 33);
+
+    // Another uid never gets it.
+    const auto other = as_uid(kNobody, [&] {
+        auto oc = protocol::Client::connect(d.socket());
+        return refusal([&] { oc.call(M("OpenSession"), open_params(token, "")); });
+    });
+    CHECK(other == "InvalidParameter pin");
+
+    // The PIN is nowhere to be seen: not in events, not in Status, not in the log.
+    const std::string quoted = std::string("\"") + kPin + "\"";
+    CHECK(json::serialize(c.call(M("Status"))).find(quoted) == std::string::npos);
+    for (const auto& e : w.events()) CHECK(json::serialize(e).find(quoted) == std::string::npos);
+    CHECK(d.log().find(quoted) == std::string::npos);
+    CHECK(json::serialize(c.call(M("GetAuditLog"))).find(quoted) == std::string::npos);
+    CHECK(d.log().find("pin_cache: enabled, a PIN is kept 300 s") != std::string::npos);
+    const long cached_open = w.wait_for("session_opened", std::string("uid 0 (cached PIN)"));
+    CHECK(cached_open >= 0);
+
+    // The card leaves: the cached PIN goes with it, also once the card is back.
+    const long before = static_cast<long>(w.events().size());
+    rig.remove(0);
+    const long removed = w.wait_for("token_removed", {}, static_cast<std::size_t>(before), 15s);
+    REQUIRE(removed >= 0);
+    CHECK(refusal([&] { c.call(M("OpenSession"), open_params(token, "")); }) ==
+          "InvalidParameter pin");
+    rig.insert(0, "4a01");
+    REQUIRE(w.wait_for("token_inserted", {}, static_cast<std::size_t>(removed), 15s) > removed);
+    CHECK(refusal([&] { c.call(M("OpenSession"), open_params(token, "")); }) ==
+          "InvalidParameter pin");
+    // Typed again, cached again.
+    open_session(d, c);
+    CHECK(refusal([&] { c.call(M("OpenSession"), open_params(token, "")); }) == "ok");
+
+    // Pulled and put back, then straight to OpenSession: the watcher drops the entry on the
+    // card_removed event itself, whatever the listings saw. (vpcd is polled: a card must stay
+    // out until pcscd notices, as a real reader's interrupt would tell it at once.)
+    auto seen = [&](const std::string& what) {
+        const auto log = d.log();
+        std::size_t n = 0;
+        for (auto p = log.find(what); p != std::string::npos; p = log.find(what, p + 1)) ++n;
+        return n;
+    };
+    auto wait_seen = [&](const std::string& what, std::size_t before) {
+        for (int i = 0; i < 150 && seen(what) == before; ++i) std::this_thread::sleep_for(100ms);
+        return seen(what) > before;
+    };
+    const auto removals = seen("pcsc: card_removed"), insertions = seen("pcsc: card_inserted");
+    rig.remove(0);
+    REQUIRE(wait_seen("pcsc: card_removed", removals));
+    rig.insert(0, "4a01");
+    REQUIRE(wait_seen("pcsc: card_inserted", insertions));
+    CHECK(refusal([&] { c.call(M("OpenSession"), open_params(token, "")); }) ==
+          "InvalidParameter pin");
+
+    // The explicit drop: ForgetPins (hbsctl forget-pins).
+    open_session(d, c);
+    const auto forget = run_hbsctl({"-s", d.socket(), "forget-pins"});
+    CHECK(forget.code == 0);
+    CHECK(forget.out.find("forgot 1 PIN") != std::string::npos);
+    CHECK(refusal([&] { c.call(M("OpenSession"), open_params(token, "")); }) ==
+          "InvalidParameter pin");
+}

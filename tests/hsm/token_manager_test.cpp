@@ -822,6 +822,16 @@ TEST_CASE(
         Login again = tm.login(t.uri, "1234");
         CHECK(verify("ht", Mechanism::rsa_pkcs1_sha256, digest,
                      tm.sign(again, key, Mechanism::rsa_pkcs1_sha256, digest)));
+        // Same URI and serial, another incarnation: how the daemon tells a restart from no
+        // change between two listings (token events, the PIN cache).
+        CHECK(t.incarnation != 0);
+        CHECK(login.incarnation() == t.incarnation);
+        const TokenInfo now = the_token(tm);
+        CHECK(now.uri == t.uri);
+        CHECK(now.serial == t.serial);
+        CHECK(now.incarnation != t.incarnation);
+        CHECK(again.incarnation() == now.incarnation);
+        CHECK(the_token(tm).incarnation == now.incarnation);  // stable while it stays
     }
 }
 

@@ -137,6 +137,7 @@ void load_private_keys(detail::TokenState& token) {
     }
     token.private_keys = std::move(found);
     token.private_keys_loaded = true;
+    token.key_infos.clear();  // answers built on the previous enumeration
 }
 
 std::vector<CertificateObject> load_certificates(detail::TokenState& token) {

@@ -527,7 +527,12 @@ TokenState& token_of(const Login& login, const std::shared_ptr<TokenState>& toke
 KeyInfo TokenManager::find_key(const Login& login, std::string_view key_uri) {
     TokenState& token = token_of(login, login.token_);
     std::shared_lock module_lock(token.module->lock);
-    token.ensure_present();
+    token.throw_if_gone();
+    {
+        std::shared_lock lock(token.objects);
+        if (auto it = token.key_infos.find(key_uri); it != token.key_infos.end()) return it->second;
+    }
+    token.ensure_present();  // a real look at the token before reading its objects
     detail::PrivateKey key;
     find_private_key(token, key_uri, &key);
     KeyInfo info;
@@ -538,6 +543,9 @@ KeyInfo TokenManager::find_key(const Login& login, std::string_view key_uri) {
     std::unique_lock lock(token.objects);
     const auto lease = token.admit();
     attach_certificate(info, key.id, load_certificates(token));
+    constexpr std::size_t kMaxKeyInfos = 256;  // URIs are the caller's text: bounded
+    if (token.key_infos.size() >= kMaxKeyInfos) token.key_infos.clear();
+    token.key_infos.insert_or_assign(std::string(key_uri), info);
     return info;
 }
 

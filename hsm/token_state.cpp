@@ -108,6 +108,7 @@ void TokenState::settle_if_gone() noexcept {
 void TokenState::forget_objects() noexcept {
     private_keys.clear();
     private_keys_loaded = false;
+    key_infos.clear();
     slot = nullptr;
 }
 
@@ -136,6 +137,7 @@ SessionPool::Lease TokenState::admit() {
 void TokenState::forget_login_objects() noexcept {
     private_keys.clear();
     private_keys_loaded = false;
+    key_infos.clear();
     // libp11 has no call to empty its caches alone; PKCS11_logout on a slot it did not log
     // in (hsm/ logs in by itself) wipes them and calls nothing on the module.
     if (slot) PKCS11_logout(slot);

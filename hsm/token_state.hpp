@@ -13,6 +13,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -101,6 +102,11 @@ struct TokenState {
     std::shared_mutex objects;
     std::vector<PrivateKey> private_keys;  // guarded by objects
     bool private_keys_loaded = false;      // guarded by objects
+    // What find_key answered, per key URI as asked, for as long as private_keys holds (a new
+    // login or enumeration empties both). Reading the token's certificate objects for every
+    // Sign was a third of the daemon's CPU per signature (SoftHSM2 reads its files for each
+    // C_FindObjects). Guarded by objects.
+    std::map<std::string, KeyInfo, std::less<>> key_infos;
 
     // Admits one libp11 operation on the slot (SessionPool), first probing with a session of
     // our own when libp11 might have to open one: a C_OpenSession that fails inside libp11

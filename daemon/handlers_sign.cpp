@@ -53,19 +53,15 @@ What read_what(Request& r) {
 }
 
 // The certificate beside the key decides the mechanism; the key's own attributes could
-// disagree with what a verifier will read from KeyInfo.
-hsm::Mechanism mechanism_for(const std::vector<unsigned char>& der) {
-    const unsigned char* p = der.data();
-    X509Ptr cert{d2i_X509(nullptr, &p, static_cast<long>(der.size()))};
-    if (!cert) throw Error::policy("wrong_key", "the certificate beside the key is not valid DER");
-    switch (EVP_PKEY_get_base_id(X509_get0_pubkey(cert.get()))) {
-        case EVP_PKEY_RSA:
-            return hsm::Mechanism::rsa_pkcs1_sha256;
-        case EVP_PKEY_EC:
-            return hsm::Mechanism::ecdsa_sha256;
-        default:
-            throw Error::policy("wrong_key", "the certificate's key is neither RSA nor EC");
-    }
+// disagree with what a verifier will read from KeyInfo. (hsm/ read the certificate's key type
+// when it found the key, once per login.)
+hsm::Mechanism mechanism_for(const hsm::KeyInfo& key) {
+    if (!key.certificate_algorithm)
+        throw Error::policy("wrong_key",
+                            "the certificate beside the key is not valid DER, or its key is "
+                            "neither RSA nor EC");
+    return *key.certificate_algorithm == hsm::KeyAlgorithm::rsa ? hsm::Mechanism::rsa_pkcs1_sha256
+                                                                : hsm::Mechanism::ecdsa_sha256;
 }
 
 bool registry_on(const Services& s) {
@@ -82,7 +78,7 @@ KeyContext key_context(Services& s, Request& r, const std::string& session, cons
     if (!registry_on(s))
         if (auto why = trust_problem(s, key.certificate_der, std::chrono::system_clock::now()))
             throw Error::policy("untrusted_certificate", *why);
-    const auto mech = mechanism_for(key.certificate_der);
+    const auto mech = mechanism_for(key);
     return {std::move(lease), std::move(key), mech};
 }
 

@@ -1,6 +1,7 @@
 #include "hsm/keys.hpp"
 
 #include <openssl/bio.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 
@@ -181,6 +182,16 @@ void attach_certificate(KeyInfo& key, std::span<const unsigned char> id,
     const unsigned char* p = match->der.data();
     X509Ptr x509(d2i_X509(nullptr, &p, static_cast<long>(match->der.size())));
     if (!x509) return;
+    switch (EVP_PKEY_get_base_id(X509_get0_pubkey(x509.get()))) {
+        case EVP_PKEY_RSA:
+            key.certificate_algorithm = KeyAlgorithm::rsa;
+            break;
+        case EVP_PKEY_EC:
+            key.certificate_algorithm = KeyAlgorithm::ec;
+            break;
+        default:
+            break;
+    }
     BIO* bio = BIO_new(BIO_s_mem());
     if (!bio) return;
     if (PEM_write_bio_X509(bio, x509.get()) == 1) {

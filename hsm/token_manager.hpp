@@ -63,6 +63,9 @@ struct KeyInfo {
     std::optional<std::string> certificate_pem;  // certificate stored beside the key (same CKA_ID)
     std::optional<std::string> fingerprint;      // lowercase hex SHA-256 of the certificate DER
     std::vector<unsigned char> certificate_der;  // empty when there is no certificate
+    // The type of the certificate's public key (which decides the mechanism: a verifier reads
+    // it from KeyInfo), when the certificate parses and holds an RSA or EC key.
+    std::optional<KeyAlgorithm> certificate_algorithm;
 };
 
 // Input is always a 32-byte SHA-256 digest.

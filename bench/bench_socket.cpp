@@ -8,7 +8,14 @@
 //   signed once over the socket before the timing; every request adds the seal to that copy.
 // Printed beside raw C_Sign/s (bench/raw_sign, 1 and 2 threads) on the same token and keys,
 // measured in the same run after the daemon has stopped, and the daemon's peak RSS (VmHWM).
-// Usage: bench_socket [--seconds S]
+//
+// SoftHSM2 signs in hbsd's own process on the same two cores as everything else, so there the
+// token's work and hbsd's compete for the CPU, and the ratios measure that. A signing device
+// (HSM, smart card) does its work in hardware while the host waits. With --token-latency-ms N
+// (default 5, 0 to skip) the RSA case is run again through tests/support/pkcs11-fault with
+// "sign_delay_ms=N": every C_Sign waits N ms without using the CPU before SoftHSM2 signs, and
+// the raw figures are taken through the same shim: what hbsd adds in front of such a token.
+// Usage: bench_socket [--seconds S] [--token-latency-ms N]
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -159,10 +166,49 @@ std::string prepared_for_seal(Daemon& d) {
 
 }  // namespace
 
+// The RSA case against a token that takes `latency_ms` of device time per C_Sign.
+void hardware_like(double seconds, int latency_ms) {
+    const std::string delay = "sign_delay_ms=" + std::to_string(latency_ms) + "\n";
+    std::vector<Figure> figures;
+    std::string dir;
+    {
+        Daemon d(DaemonOptions().with_faults());
+        d.set_faults(delay);
+        const Case c{"RSA-2048", "gvbm-TOAN", "subject_teacher", "TOAN", fixture()};
+        for (int n : {1, 8}) figures.push_back(run(d, c, n, seconds));
+        d.terminate();
+        ::setenv("SOFTHSM2_CONF", (d.dir() / "softhsm2.conf").c_str(), 1);
+        ::setenv("HBSD_FAULT_REAL_MODULE", HBSD_SOFTHSM2_MODULE, 1);
+        ::setenv("HBSD_FAULT_CONTROL", (d.dir() / "fault.control").c_str(), 1);
+        const auto one = bench::raw_sign(HBSD_FAULT_MODULE, "hbsd-test", kPin, "gvbm-TOAN",
+                                         bench::RawKind::rsa_pkcs1_sha256, 1, seconds);
+        const auto two = bench::raw_sign(HBSD_FAULT_MODULE, "hbsd-test", kPin, "gvbm-TOAN",
+                                         bench::RawKind::rsa_pkcs1_sha256, 2, seconds);
+        std::printf(
+            "\nThe same RSA-2048 Sign against a token with %d ms of device time per C_Sign "
+            "(fault shim, sign_delay_ms):\n",
+            latency_ms);
+        std::printf("%-9s %7s %9s %8s %8s\n", "key", "clients", "signs/s", "p50 ms", "p99 ms");
+        for (const auto& f : figures)
+            std::printf("%-9s %7d %9.1f %8.2f %8.2f\n", "RSA-2048", f.clients, f.per_second,
+                        f.p50_ms, f.p99_ms);
+        std::printf(
+            "raw through the same shim: 1 thread %.1f /s (one C_Sign %.2f ms), 2 threads %.1f /s\n",
+            one.per_second, 1000.0 / one.per_second, two.per_second);
+        std::printf("%-52s %8.0f%% %8s\n", "8 clients signs/s / raw 2-thread C_Sign/s",
+                    100.0 * figures[1].per_second / two.per_second, ">= 80%");
+        std::printf("%-52s %8.2fx %8s\n", "p99 at 1 client / one raw C_Sign",
+                    figures[0].p99_ms / (1000.0 / one.per_second), "< 3x");
+    }
+}
+
 int main(int argc, char** argv) {
     double seconds = 3.0;
-    for (int i = 1; i + 1 < argc; i += 2)
+    int latency_ms = 5;
+    for (int i = 1; i + 1 < argc; i += 2) {
         if (!std::strcmp(argv[i], "--seconds")) seconds = std::atof(argv[i + 1]);
+        if (!std::strcmp(argv[i], "--token-latency-ms")) latency_ms = std::atoi(argv[i + 1]);
+    }
     const int kClients[] = {1, 8, 64};
     try {
         // The harness's config: registry_checks off (as bench_batch), default limits
@@ -230,6 +276,7 @@ int main(int argc, char** argv) {
         std::printf("%-52s %8.1f%% %8s\n", "peak RSS at 64 clients / 64 MiB",
                     100.0 * static_cast<double>(rss64) / (64.0 * 1024.0), "< 100%");
         std::printf("(hbsd peak RSS over the whole run: %.1f MiB)\n", rss_end_kib / 1024.0);
+        if (latency_ms > 0) hardware_like(seconds, latency_ms);
         return all_ok ? 0 : 1;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_socket: %s\n", e.what());

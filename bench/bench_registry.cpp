@@ -26,14 +26,21 @@
 #include <string>
 
 #include "bench/raw_sign.hpp"
+#include "bench/support.hpp"
 #include "dsig/document.hpp"
 #include "hsm/token_manager.hpp"
 #include "policies/order.hpp"
 #include "policies/registry.hpp"
 #include "store/store.hpp"
+#include "store/text.hpp"
 
 namespace fs = std::filesystem;
+using hbsd::bench::rate;
+using hbsd::bench::Rate;
+using hbsd::bench::read_file;
+using hbsd::bench::run;
 using hbsd::dsig::Stage;
+using hbsd::store::sha256_hex;
 
 namespace {
 
@@ -41,50 +48,6 @@ constexpr char kYear[] = "2024-2025";
 constexpr char kPin[] = "1234";
 constexpr char kToken[] = "hbsd-bench";
 constexpr char kSchool[] = "94000123";
-
-std::string read_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-void run(const std::string& cmd) {
-    if (std::system(cmd.c_str()) != 0) throw std::runtime_error("failed: " + cmd);
-}
-
-struct Rate {
-    double wall = 0;  // calls per wall-clock second
-    double cpu = 0;   // calls per second of this thread's CPU time
-};
-
-Rate rate(double seconds, const std::function<void()>& f) {
-    using clock = std::chrono::steady_clock;
-    f();
-    long n = 0;
-    const double cpu_start = hbsd::bench::thread_cpu_seconds();
-    const auto start = clock::now();
-    const auto until = start + std::chrono::duration<double>(seconds);
-    while (clock::now() < until) {
-        f();
-        ++n;
-    }
-    return {n / std::chrono::duration<double>(clock::now() - start).count(),
-            n / (hbsd::bench::thread_cpu_seconds() - cpu_start)};
-}
-
-std::string sha256_hex(std::string_view data) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-    static const char* hex = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < len; ++i) {
-        out += hex[md[i] >> 4];
-        out += hex[md[i] & 15];
-    }
-    return out;
-}
 
 }  // namespace
 

@@ -18,11 +18,16 @@
 #include <string>
 
 #include "bench/raw_sign.hpp"
+#include "bench/support.hpp"
 #include "dsig/document.hpp"
 #include "hsm/token_manager.hpp"
 #include "policies/order.hpp"
 
 namespace fs = std::filesystem;
+using hbsd::bench::rate;
+using hbsd::bench::Rate;
+using hbsd::bench::read_file;
+using hbsd::bench::run;
 using hbsd::dsig::Stage;
 
 namespace {
@@ -30,38 +35,6 @@ namespace {
 constexpr char kYear[] = "2024-2025";
 constexpr char kPin[] = "1234";
 constexpr char kToken[] = "hbsd-bench";
-
-std::string read_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-void run(const std::string& cmd) {
-    if (std::system(cmd.c_str()) != 0) throw std::runtime_error("failed: " + cmd);
-}
-
-struct Rate {
-    double wall = 0;  // calls per wall-clock second
-    double cpu = 0;   // calls per second of this thread's CPU time (SoftHSM2 runs in-process)
-};
-
-// Calls f repeatedly for `seconds`.
-Rate rate(double seconds, const std::function<void()>& f) {
-    using clock = std::chrono::steady_clock;
-    f();  // warm-up: schema compile, first session, caches
-    long n = 0;
-    const double cpu_start = hbsd::bench::thread_cpu_seconds();
-    const auto start = clock::now();
-    const auto until = start + std::chrono::duration<double>(seconds);
-    while (clock::now() < until) {
-        f();
-        ++n;
-    }
-    return {n / std::chrono::duration<double>(clock::now() - start).count(),
-            n / (hbsd::bench::thread_cpu_seconds() - cpu_start)};
-}
 
 struct Keys {
     hbsd::hsm::TokenManager& tm;

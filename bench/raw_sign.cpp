@@ -1,8 +1,8 @@
 #include "bench/raw_sign.hpp"
 
 #include <dlfcn.h>
-#include <time.h>
 #include <p11-kit/pkcs11.h>
+#include <time.h>
 
 #include <array>
 #include <atomic>
@@ -23,7 +23,7 @@ void check(CK_RV rv, const char* what) {
 
 // Loaded module; C_Finalize and dlclose in the destructor.
 class Module {
-public:
+  public:
     explicit Module(const std::string& path) {
         handle_ = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
         if (!handle_) throw std::runtime_error("dlopen " + path + ": " + dlerror());
@@ -42,7 +42,7 @@ public:
     }
     CK_FUNCTION_LIST* f() const { return f_; }
 
-private:
+  private:
     void* handle_ = nullptr;
     CK_FUNCTION_LIST* f_ = nullptr;
 };
@@ -84,8 +84,8 @@ double thread_cpu_seconds() noexcept {
 }
 
 RawSignResult raw_sign(const std::string& module_path, const std::string& token_label,
-                       const std::string& pin, const std::string& label, RawKind kind,
-                       int threads, double seconds) {
+                       const std::string& pin, const std::string& label, RawKind kind, int threads,
+                       double seconds) {
     Module m(module_path);
     CK_FUNCTION_LIST* f = m.f();
     const CK_SLOT_ID slot = find_slot(f, token_label);

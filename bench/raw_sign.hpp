@@ -23,7 +23,7 @@ enum class RawKind { rsa_pkcs1_sha256, ecdsa };
 // `label` on the first token labelled `token_label`, from `threads` threads, each with its own
 // session, for `seconds`. Throws std::runtime_error on any PKCS#11 failure.
 RawSignResult raw_sign(const std::string& module_path, const std::string& token_label,
-                       const std::string& pin, const std::string& label, RawKind kind,
-                       int threads, double seconds);
+                       const std::string& pin, const std::string& label, RawKind kind, int threads,
+                       double seconds);
 
 }  // namespace hbsd::bench

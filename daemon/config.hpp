@@ -66,6 +66,8 @@ struct Config {
     // Sign asks the registry (registered, approved, assigned, year open, record held here).
     // Off only for tests and benches of the signing path alone; production keeps it on.
     bool registry_checks = true;
+    // Lowest priority logged: "error", "warning", "info" or "debug" (hbsd -v adds debug).
+    std::string log_level = "info";
 };
 
 inline constexpr std::string_view kDefaultConfigPath = "/etc/hbsd/hbsd.toml";

@@ -50,8 +50,9 @@ CapabilitySet capabilities_for(const std::vector<AccessRule>& rules, uid_t uid,
 
 Caller identify(int fd, const std::vector<AccessRule>& rules) {
     const auto cred = peer_credentials(fd);
-    return {cred.uid, cred.gid, cred.pid,
-            capabilities_for(rules, cred.uid, groups_of(cred.uid, cred.gid))};
+    auto groups = groups_of(cred.uid, cred.gid);
+    const auto caps = capabilities_for(rules, cred.uid, groups);
+    return {cred.uid, cred.gid, cred.pid, caps, std::move(groups)};
 }
 
 }  // namespace hbsd::daemon

@@ -15,7 +15,11 @@ struct Caller {
     uid_t uid = static_cast<uid_t>(-1);
     gid_t gid = static_cast<gid_t>(-1);
     pid_t pid = 0;
+    // What the access rules in force grant; the connection works it out again from `groups`
+    // for each call, so that a reload (SIGHUP) applies to connections already open.
     CapabilitySet capabilities = 0;
+    // The uid's groups, looked up once when it connected (NSS may block; a call must not).
+    std::vector<gid_t> groups;
 };
 
 struct PeerCredentials {

@@ -1,5 +1,7 @@
 #include "daemon/config.hpp"
 
+#include "daemon/log.hpp"
+
 #include <grp.h>
 #include <pwd.h>
 
@@ -248,7 +250,7 @@ Config parse_config(std::string_view text, const std::string& source_name) {
     }
     r.only(root, "the top level",
            {"module", "socket", "limits", "access", "trust_anchors", "crl_files", "state_dir",
-            "registry_checks", "token_mapping", "pin_cache"});
+            "registry_checks", "token_mapping", "pin_cache", "log_level"});
     Config c;
     if (const auto* n = root.get("module")) read_modules(r, *n, c);
     if (const auto* n = root.get("token_mapping")) read_token_mapping(r, *n, c);
@@ -267,6 +269,11 @@ Config parse_config(std::string_view text, const std::string& source_name) {
     if (const auto* n = root.get("registry_checks")) {
         if (!n->is_boolean()) r.fail(n->source(), "registry_checks must be true or false");
         c.registry_checks = n->as_boolean()->get();
+    }
+    if (const auto* n = root.get("log_level")) {
+        c.log_level = r.string(*n, "log_level");
+        if (!log::level_from_name(c.log_level))
+            r.fail(n->source(), "log_level must be \"error\", \"warning\", \"info\" or \"debug\"");
     }
     return c;
 }

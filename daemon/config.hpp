@@ -77,6 +77,8 @@ struct Config {
     // Off only for tests and benches of the signing path alone; production keeps it on.
     bool registry_checks = true;
     PinCacheConfig pin_cache;
+    // Lowest priority logged: "error", "warning", "info" or "debug" (hbsd -v adds debug).
+    std::string log_level = "info";
 };
 
 inline constexpr std::string_view kDefaultConfigPath = "/etc/hbsd/hbsd.toml";

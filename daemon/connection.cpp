@@ -17,7 +17,8 @@ Connection::Connection(Server& server, asio::local::stream_protocol::socket sock
     : server_(server),
       socket_(std::move(socket)),
       caller_(caller),
-      decoder_(server.services_.config.limits.max_frame_bytes),
+      // max_frame_bytes as it is when the peer connects; a reload applies to later connections.
+      decoder_(server.services_.config()->limits.max_frame_bytes),
       idle_(server.io_) {}
 
 void Connection::start() {
@@ -127,6 +128,10 @@ void Connection::dispatch(std::string frame) {
     auto refuse = [&](const Error& e) {
         if (reply) send(protocol::encode_frame(protocol::encode_error(e)));
     };
+    // One snapshot per call: the access rules that admit it, its limits and the trust anchors
+    // it is judged by all come from the same configuration, whatever a reload does meanwhile.
+    Snapshot now = server_.services_.snapshot();
+    caller_.capabilities = capabilities_for(now.config->access, caller_.uid, caller_.groups);
     const MethodEntry* entry = nullptr;
     try {
         if (call.upgrade) throw Error::invalid_parameter("upgrade");
@@ -141,7 +146,7 @@ void Connection::dispatch(std::string frame) {
     }
 
     if (entry->runs == Runs::io_thread) {
-        Request req{caller_, call, protocol::Params(call.parameters), {}};
+        Request req{caller_, call, protocol::Params(call.parameters), {}, now.config, now.trust};
         try {
             auto out = server_.dispatcher_.invoke(*entry, server_.services_, req);
             // A method that requires "more" is an event stream (WatchEvents): its handler only
@@ -157,16 +162,22 @@ void Connection::dispatch(std::string frame) {
         return;
     }
 
-    if (server_.inflight_ >= server_.services_.config.limits.max_inflight) {
+    if (server_.inflight_ >= now.config->limits.max_inflight) {
         refuse(Error::busy(Server::kBusyRetryMs));
         return;
     }
     ++server_.inflight_;
     in_call_ = true;
     auto shared_call = std::make_shared<protocol::Call>(std::move(call));
-    asio::post(server_.pool_, [self = shared_from_this(), entry, shared_call, reply] {
+    asio::post(server_.pool_, [self = shared_from_this(), entry, shared_call, reply,
+                               now = std::move(now)] {
         auto& io = self->server_.io_;
-        Request req{self->caller_, *shared_call, protocol::Params(shared_call->parameters), {}};
+        Request req{.caller = self->caller_,
+                    .call = *shared_call,
+                    .params = protocol::Params(shared_call->parameters),
+                    .stream = {},
+                    .config = now.config,
+                    .trust = now.trust};
         if (shared_call->more && reply)
             req.stream = [self, &io](json::object part) {
                 asio::post(io, [self, f = protocol::encode_frame(protocol::encode_reply(
@@ -232,7 +243,7 @@ void Connection::write_next() {
 
 void Connection::arm_idle() {
     if (closed_) return;
-    idle_.expires_after(std::chrono::seconds(server_.services_.config.limits.idle_timeout_s));
+    idle_.expires_after(std::chrono::seconds(server_.services_.config()->limits.idle_timeout_s));
     idle_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
         auto self = weak.lock();
         if (ec || !self || self->closed_) return;

@@ -11,6 +11,7 @@
 
 #include <boost/json/object.hpp>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string_view>
 
@@ -24,6 +25,10 @@ struct Request {
     // For calls with "more": sends one reply with "continues": true; the handler's return
     // value is the last reply. Empty (and not to be called) when the call has no "more".
     std::function<void(boost::json::object)> stream;
+    // The configuration and trust anchors in force when the call started (Services::snapshot):
+    // a reload meanwhile does not change the rules under a running call.
+    std::shared_ptr<const Config> config;
+    std::shared_ptr<const policies::TrustStore> trust;
 };
 
 using Handler = boost::json::object (*)(Services&, Request&);

@@ -25,7 +25,8 @@ protocol::Key to_wire(const hsm::KeyInfo& k) {
             k.bits, k.certificate_pem, k.fingerprint};
 }
 
-protocol::SignatureInfo to_wire(const dsig::SignatureReport& s, const Services& services,
+protocol::SignatureInfo to_wire(const dsig::SignatureReport& s,
+                                const std::shared_ptr<const policies::TrustStore>& trust,
                                 std::chrono::system_clock::time_point trust_time) {
     protocol::SignatureInfo w;
     w.id = s.id;
@@ -40,7 +41,7 @@ protocol::SignatureInfo to_wire(const dsig::SignatureReport& s, const Services& 
     w.problems = s.problems;
     if (s.certificate_der.empty()) {
         w.problems.emplace_back("no certificate in KeyInfo");
-    } else if (auto why = trust_problem(services, s.certificate_der, trust_time)) {
+    } else if (auto why = trust_problem(trust, s.certificate_der, trust_time)) {
         w.problems.push_back(std::move(*why));
     } else {
         w.trusted = true;
@@ -67,16 +68,16 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_v
 
 void judge_registry(protocol::SignatureInfo& w, const dsig::SignatureReport& s,
                     const dsig::YearReport* year, std::string_view record, const Services& services,
-                    std::chrono::system_clock::time_point at) {
+                    const Snapshot& in_force, std::chrono::system_clock::time_point at) {
     // Registry checks off (tests, benches of the signing path): "registry not configured" stays.
-    if (!services.store || !services.config.registry_checks) return;
+    if (!services.store || !in_force.config->registry_checks) return;
     w.problems = s.problems;
     if (s.certificate_der.empty()) {
         w.trusted = w.registered = false;
         w.problems.emplace_back("no certificate in KeyInfo");
         return;
     }
-    const auto trust = services.trust();
+    const auto& trust = in_force.trust;
     if (!trust || !year) {
         w.trusted = w.registered = false;
         w.problems.emplace_back(!trust

@@ -81,7 +81,7 @@ json::object open_session(Services& s, Request& r) {
     r.params.finish();
     if (ttl_in && *ttl_in <= 0) throw Error::invalid_parameter("ttl_s");
     if (max_signatures && *max_signatures <= 0) throw Error::invalid_parameter("max_signatures");
-    const auto& l = s.config.limits;
+    const auto& l = r.config->limits;
     // A ttl above the configured maximum is shortened, not refused: the reply says when the
     // session really ends.
     const std::int64_t ttl =

@@ -64,8 +64,8 @@ hsm::Mechanism mechanism_for(const hsm::KeyInfo& key) {
                                                                 : hsm::Mechanism::ecdsa_sha256;
 }
 
-bool registry_on(const Services& s) {
-    return s.store && s.config.registry_checks;
+bool registry_on(const Services& s, const Request& r) {
+    return s.store && r.config->registry_checks;
 }
 
 KeyContext key_context(Services& s, Request& r, const std::string& session, const What& w) {
@@ -75,8 +75,9 @@ KeyContext key_context(Services& s, Request& r, const std::string& session, cons
         throw Error::policy("wrong_key", "no certificate is stored beside the key");
     // With the registry on, trust is one of its checks, reported in its order (an unregistered
     // certificate is not_registered before it is anything else).
-    if (!registry_on(s))
-        if (auto why = trust_problem(s, key.certificate_der, std::chrono::system_clock::now()))
+    if (!registry_on(s, r))
+        if (auto why =
+                trust_problem(r.trust, key.certificate_der, std::chrono::system_clock::now()))
             throw Error::policy("untrusted_certificate", *why);
     const auto mech = mechanism_for(key);
     return {std::move(lease), std::move(key), mech};
@@ -164,7 +165,7 @@ json::object sign_one(Services& s, Request& r, const std::string& session, const
                       const std::optional<std::string>& request_id, const std::string& digest,
                       const std::string& progress = {}) {
     auto ticket = s.sessions.reserve_signature(r.caller.uid, session, r.call.method);
-    const auto& limits = s.config.limits;
+    const auto& limits = r.config->limits;
     auto doc = dsig::Document::parse(
         document, dsig::Limits{limits.max_document_bytes, static_cast<int>(limits.max_depth)});
     std::optional<std::string_view> subject;
@@ -174,8 +175,8 @@ json::object sign_one(Services& s, Request& r, const std::string& session, const
     // Copied now: add_signature rebuilds the year reports.
     const dsig::YearReport year_report = *doc.year(w.year);
     const std::string record = doc.record();
-    if (registry_on(s)) {
-        const auto trust = s.trust();
+    if (registry_on(s, r)) {
+        const auto& trust = r.trust;
         if (!trust) throw Error::policy("untrusted_certificate", "no trust anchors configured");
         const policies::Registry registry(*s.store, trust);
         registry.check_signing(policies::SigningRequest::from(year_report, record, w.stage, subject,
@@ -199,8 +200,8 @@ json::object sign_one(Services& s, Request& r, const std::string& session, const
         doc.add_signature(w.stage, w.year, subject, signer, std::chrono::system_clock::now());
     std::string out = doc.serialize();
     const auto now = std::chrono::system_clock::now();
-    auto info = to_wire(report, s, now);
-    if (registry_on(s)) {
+    auto info = to_wire(report, r.trust, now);
+    if (registry_on(s, r)) {
         // check_signing passed a moment ago at hbsd's clock: registered, approved, assigned and
         // trusted. Asking the registry again would only repeat the chain validation.
         info.trusted = info.registered = true;
@@ -285,7 +286,7 @@ json::object sign_batch(Services& s, Request& r) {
     const What w = read_what(r);
     const auto& items_json = r.params.array("items");
     r.params.finish();
-    if (items_json.size() > s.config.limits.max_batch_items)
+    if (items_json.size() > r.config->limits.max_batch_items)
         throw Error::invalid_parameter("items");
     std::vector<protocol::BatchItem> items;
     items.reserve(items_json.size());

@@ -9,7 +9,7 @@ namespace json = boost::json;
 json::object verify(Services& s, Request& r) {
     const std::string document = r.params.string("document");
     r.params.finish();
-    const auto& limits = s.config.limits;
+    const auto& limits = r.config->limits;
     const auto doc = dsig::Document::parse(
         document, dsig::Limits{limits.max_document_bytes, static_cast<int>(limits.max_depth)});
     const auto& report = doc.report();
@@ -33,12 +33,12 @@ json::object verify(Services& s, Request& r) {
         const dsig::YearReport* year = nullptr;
         for (const auto& y : report.years)
             if (y.year == sig.year) year = &y;
-        out.signatures.push_back(to_wire(sig, s, at));
-        judge_registry(out.signatures.back(), sig, year, report.record, s, at);
+        out.signatures.push_back(to_wire(sig, r.trust, at));
+        judge_registry(out.signatures.back(), sig, year, report.record, s, {r.config, r.trust}, at);
         const auto& w = out.signatures.back();
         // Registration counts only where the registry is in force, as for Sign.
         untrusted =
-            untrusted || !w.trusted || (s.store && s.config.registry_checks && !w.registered);
+            untrusted || !w.trusted || (s.store && r.config->registry_checks && !w.registered);
     }
     switch (report.verdict()) {
         case dsig::Report::Verdict::valid:

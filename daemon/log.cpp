@@ -8,6 +8,13 @@ namespace {
 
 std::atomic<bool> g_verbose{false};
 std::atomic<bool> g_quiet{false};
+std::atomic<int> g_level{static_cast<int>(Level::info)};
+
+bool at(Level l) noexcept {
+    // -v wins over log_level: whoever runs hbsd -v by hand wants every line.
+    const int level = g_verbose.load() ? static_cast<int>(Level::debug) : g_level.load();
+    return !g_quiet.load() && level >= static_cast<int>(l);
+}
 
 void emit(const char* prefix, const char* fmt, va_list ap) noexcept {
     char line[2048];
@@ -18,6 +25,17 @@ void emit(const char* prefix, const char* fmt, va_list ap) noexcept {
 
 }  // namespace
 
+std::optional<Level> level_from_name(std::string_view name) noexcept {
+    if (name == "error") return Level::error;
+    if (name == "warning") return Level::warning;
+    if (name == "info") return Level::info;
+    if (name == "debug") return Level::debug;
+    return std::nullopt;
+}
+
+void set_level(Level level) noexcept {
+    g_level = static_cast<int>(level);
+}
 void set_verbose(bool verbose) noexcept {
     g_verbose = verbose;
 }
@@ -34,9 +52,9 @@ void set_quiet(bool quiet) noexcept {
         va_end(ap);                            \
     }
 HBSD_LOG_FN(error, "<3>", true)
-HBSD_LOG_FN(warning, "<4>", !g_quiet.load())
-HBSD_LOG_FN(info, "<6>", !g_quiet.load())
-HBSD_LOG_FN(debug, "<7>", g_verbose.load() && !g_quiet.load())
+HBSD_LOG_FN(warning, "<4>", at(Level::warning))
+HBSD_LOG_FN(info, "<6>", at(Level::info))
+HBSD_LOG_FN(debug, "<7>", at(Level::debug))
 #undef HBSD_LOG_FN
 
 }  // namespace hbsd::daemon::log

@@ -32,7 +32,7 @@ int serve(Config config, Server::Options options,
     Services services(std::move(config), std::move(tokens), std::move(trust));
     // Opened (and migrated) before the socket listens: a call must never find no store.
     services.store = std::make_unique<hbsd::store::Store>(
-        hbsd::store::Store::open(std::filesystem::path(services.config.state_dir) / "hbsd.db"));
+        hbsd::store::Store::open(std::filesystem::path(services.config()->state_dir) / "hbsd.db"));
     Dispatcher dispatcher(audit_refusals(services));
     // PC/SC readers and cards ([[token_mapping]]); outlives the server, whose workers read it.
     TokenWatch token_watch(services);
@@ -78,16 +78,24 @@ int main(int argc, char** argv) {
                 grant.push_back(static_cast<uid_t>(std::strtoul(sudo, nullptr, 10)));
             devmode::DevEnvironment env({*socket_path, HBSD_SOFTHSM2_MODULE, grant});
             log::info("dev mode: state in %s", env.directory().c_str());
-            // No system-wide D-Bus name for a throw-away daemon.
-            return serve(env.config(), {.status_bus = false}, [&](Services& s) {
+            // No system-wide D-Bus name for a throw-away daemon; no file to reload either.
+            const Server::Options dev_options{.status_bus = false, .reload_config = {}};
+            return serve(env.config(), dev_options, [&](Services& s) {
                 // The demo school's registry, so that the demo signs with every check on.
                 env.provision_registry(*s.store);
                 // Printed once the socket exists: a script may connect right after reading it.
                 std::cout << env.announcement(*s.tokens) << std::endl;
             });
         }
-        Config config = load_config(config_path);
-        if (socket_path) config.socket.path = *socket_path;
+        // The same reading for start-up and for every SIGHUP, --socket included, so that a
+        // reload does not mistake the command line's socket for a change in the file.
+        auto read_config = [config_path, socket_path] {
+            Config c = load_config(config_path);
+            if (socket_path) c.socket.path = *socket_path;
+            return c;
+        };
+        Config config = read_config();
+        log::set_level(*log::level_from_name(config.log_level));
         if (check) {
             // The trust anchors and CRLs are files too: load them as the daemon would.
             const auto trust = load_trust(config);
@@ -97,7 +105,7 @@ int main(int argc, char** argv) {
                 config.access.size(), trust ? trust->root_count() : std::size_t{0});
             return 0;
         }
-        return serve(std::move(config), {}, {});
+        return serve(std::move(config), {.status_bus = true, .reload_config = read_config}, {});
     } catch (const ConfigError& e) {
         std::fprintf(stderr, "hbsd: %s\n", e.what());
         return 1;

@@ -2,6 +2,7 @@
 
 #include "daemon/connection.hpp"
 #include "daemon/log.hpp"
+#include "daemon/reload.hpp"
 #include "protocol/client.hpp"
 #include "protocol/codec.hpp"
 
@@ -23,7 +24,7 @@ Server::Server(Services& services, const Dispatcher& dispatcher, Options options
     : services_(services),
       dispatcher_(dispatcher),
       acceptor_(io_),
-      pool_(services.config.limits.worker_threads),
+      pool_(services.config()->limits.worker_threads),
       signals_(io_, SIGTERM, SIGINT),
       hangup_(io_, SIGHUP),
       watchdog_timer_(io_),
@@ -44,7 +45,9 @@ void Server::listen() {
         log::info("listening on the socket passed by systemd");
         return;
     }
-    const auto& sc = services_.config.socket;
+    // Restart-only: every snapshot keeps the socket settings of start-up (reload.hpp).
+    const auto config = services_.config();
+    const auto& sc = config->socket;
     std::error_code fec;
     if (std::filesystem::is_socket(sc.path, fec)) {
         // A socket file is left by a daemon that died; one that still answers is alive.
@@ -116,7 +119,7 @@ void Server::accept() {
             });
             return;
         }
-        if (connections_.size() + identifying_ >= services_.config.limits.max_connections) {
+        if (connections_.size() + identifying_ >= services_.config()->limits.max_connections) {
             // Tell the peer why before hanging up; never block the I/O thread on it.
             const auto f =
                 protocol::encode_frame(protocol::encode_error(Error::busy(kBusyRetryMs)));
@@ -134,7 +137,7 @@ void Server::accept() {
         asio::post(pool_, [this, peer] {
             std::optional<Caller> caller;
             try {
-                caller = identify(peer->native_handle(), services_.config.access);
+                caller = identify(peer->native_handle(), services_.config()->access);
             } catch (const std::exception& e) {
                 log::warning("peer credentials: %s", e.what());
             }
@@ -192,23 +195,80 @@ void Server::watchdog(std::chrono::microseconds interval) {
 void Server::wait_for_hangup() {
     hangup_.async_wait([this](const boost::system::error_code& ec, int) {
         if (ec || draining_) return;
-        systemd::notify_reloading();
-        log::info("SIGHUP: reloading trust anchors and CRLs");
-        // Reading certificate files is blocking I/O: on the pool.
-        asio::post(pool_, [this] {
-            try {
-                services_.set_trust(load_trust(services_.config));
-                log::info("trust anchors and CRLs reloaded");
-            } catch (const Error& e) {
-                log::error("reload failed, keeping the previous trust anchors: %s",
-                           e.detail().empty() ? e.what() : e.detail().c_str());
-            } catch (const std::exception& e) {
-                log::error("reload failed, keeping the previous trust anchors: %s", e.what());
-            }
-            asio::post(io_, [] { systemd::notify_ready(); });
-        });
+        // Two reloads at once could finish in either order and leave the older file in force.
+        if (reloading_)
+            reload_again_ = true;
+        else
+            begin_reload();
         wait_for_hangup();
     });
+}
+
+void Server::begin_reload() {
+    reloading_ = true;
+    systemd::notify_reloading();
+    systemd::notify_status("reloading the configuration");
+    // Reading the file, resolving user and group names (NSS) and certificate files: blocking,
+    // so on the pool, beside the calls that keep being served meanwhile.
+    asio::post(pool_, [this] {
+        auto status = reload();
+        asio::post(io_, [this, status = std::move(status)] {
+            reloading_ = false;
+            if (draining_) return;  // STOPPING=1 was sent; READY=1 now would contradict it
+            // READY=1 even after a failed reload: the daemon serves on with the old settings,
+            // and STATUS= tells the admin (systemctl status) why nothing changed.
+            systemd::notify_status(status);
+            systemd::notify_ready();
+            if (reload_again_) {
+                reload_again_ = false;
+                begin_reload();
+            }
+        });
+    });
+}
+
+std::string Server::reload() noexcept {
+    const std::string keeping = ", keeping the running configuration: ";
+    try {
+        const auto running = services_.config();
+        log::info("SIGHUP: reloading the configuration");
+        // The whole new file and every certificate file it names are read and checked before
+        // anything changes: a bad one leaves the daemon exactly as it was.
+        Config fresh = options_.reload_config ? options_.reload_config() : *running;
+        auto trust = load_trust(fresh);
+        const auto level = log::level_from_name(fresh.log_level);
+        auto plan = plan_reload(*running, std::move(fresh));
+        const bool mapping_changed = plan.token_mapping_changed;
+        services_.replace(
+            {std::make_shared<const Config>(std::move(plan.config)), std::move(trust)});
+        if (level) log::set_level(*level);
+        for (const auto& line : plan.kept) log::warning("reload: %s", line.c_str());
+        for (const auto& line : plan.changed) log::info("reload: %s", line.c_str());
+        log::info("configuration reloaded (%zu changes, %zu settings kept until a restart)",
+                  plan.changed.size(), plan.kept.size());
+        // A new mapping decides which tokens count as present: look now, not at the next round.
+        if (mapping_changed) {
+            try {
+                current_tokens(services_);
+            } catch (const std::exception& e) {
+                log::warning("refreshing tokens after the reload: %s", e.what());
+            }
+        }
+        return plan.kept.empty()
+                   ? "serving; configuration reloaded"
+                   : "serving; configuration reloaded, some changes need a restart (see the log)";
+    } catch (const ConfigError& e) {
+        // Already "file:line:column: message".
+        log::error("reload failed%s%s", keeping.c_str(), e.what());
+        return "serving; reload failed" + keeping + e.what();
+    } catch (const Error& e) {
+        const std::string why = e.detail().empty() ? e.what() : e.detail();
+        log::error("reload failed%s%s", keeping.c_str(), why.c_str());
+        return "serving; reload failed" + keeping + why;
+    } catch (const std::exception& e) {
+        log::error("reload failed%s%s", keeping.c_str(), e.what());
+        return "serving; reload failed" + keeping + e.what();
+    }
 }
 
 void Server::start_status_bus() {

@@ -7,9 +7,9 @@
 // written, then every connection closes and run() returns.
 //
 // Under systemd (Type=notify): READY=1 once serving, STOPPING=1 at shutdown, WATCHDOG=1 from
-// the I/O thread itself (a stuck loop stops feeding it), and SIGHUP re-reads the trust anchors
-// and CRLs (RELOADING=1, then READY=1) - the files CAs update while the daemon runs. Other
-// configuration changes take a restart.
+// the I/O thread itself (a stuck loop stops feeding it), and SIGHUP reloads the configuration
+// file with its trust anchors and CRLs (RELOADING=1, then READY=1 whether or not the new file
+// was good; reload.hpp says what changes at once and what needs a restart).
 #pragma once
 
 #include "daemon/dispatch.hpp"
@@ -39,6 +39,10 @@ class Server {
         // Publish the read-only D-Bus status object (systemd/bus.hpp) when the system bus is
         // reachable; off in development mode.
         bool status_bus = true;
+        // Reads and checks the configuration file again (main: load_config of --config with
+        // the command line's overrides); throws ConfigError. Empty: a reload re-reads only the
+        // trust anchors and CRLs of the running configuration (development mode).
+        std::function<Config()> reload_config;
     };
 
     Server(Services& services, const Dispatcher& dispatcher, Options options);
@@ -66,6 +70,10 @@ class Server {
     void sweep();
     void watchdog(std::chrono::microseconds interval);
     void wait_for_hangup();
+    // On the I/O thread: RELOADING=1, then reload() on the pool, then READY=1.
+    void begin_reload();
+    // On the pool; never throws. The STATUS= line that tells how it went.
+    std::string reload() noexcept;
     void start_status_bus();
     // Token events from the event bus become the D-Bus object's TokenInserted/TokenRemoved.
     void forward_token_signals();
@@ -94,6 +102,8 @@ class Server {
     unsigned ticks_ = 0;
     std::atomic<bool> housekeeping_queued_{false};
     bool draining_ = false;
+    bool reloading_ = false;     // a reload runs on the pool (I/O thread only)
+    bool reload_again_ = false;  // SIGHUP came meanwhile: once more when it is done
     bool finished_ = false;
     std::string unlink_on_exit_;
 };

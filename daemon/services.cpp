@@ -12,10 +12,9 @@ std::shared_ptr<const policies::TrustStore> load_trust(const Config& config) {
     return policies::TrustStore::load(tc);
 }
 
-std::optional<std::string> trust_problem(const Services& services,
+std::optional<std::string> trust_problem(const std::shared_ptr<const policies::TrustStore>& trust,
                                          std::span<const unsigned char> der,
                                          std::chrono::system_clock::time_point at) {
-    const auto trust = services.trust();
     if (!trust) return "no trust anchors configured";
     const auto r = trust->check(der, at);
     if (r.ok()) return std::nullopt;

@@ -1,5 +1,7 @@
 // Everything a handler may use, built once at start-up and shared by all worker threads.
-// Members are either immutable after start-up or synchronise themselves.
+// Members are either immutable after start-up or synchronise themselves. The configuration
+// and the trust anchors are the exception: a reload (SIGHUP) replaces them as one Snapshot, and
+// each call works with the snapshot it took when it started.
 #pragma once
 
 #include "daemon/config.hpp"
@@ -26,15 +28,20 @@
 
 namespace hbsd::daemon {
 
+// What a reload replaces, together: a call takes one and keeps it to its end.
+struct Snapshot {
+    std::shared_ptr<const Config> config;               // never null
+    std::shared_ptr<const policies::TrustStore> trust;  // null: no anchors, nothing trusted
+};
+
 struct Services {
     // `trust_store` may be null: no anchors configured, nothing is trusted.
     Services(Config cfg, std::unique_ptr<hsm::TokenManager> token_manager,
              std::shared_ptr<const policies::TrustStore> trust_store)
-        : config(std::move(cfg)),
-          tokens(std::move(token_manager)),
-          idempotency(std::make_unique<MemoryIdempotencyStore>(config.limits.idempotency_entries)),
-          pin_cache(config.pin_cache),
-          trust_(std::move(trust_store)) {
+        : tokens(std::move(token_manager)),
+          idempotency(std::make_unique<MemoryIdempotencyStore>(cfg.limits.idempotency_entries)),
+          pin_cache(cfg.pin_cache),
+          now_{std::make_shared<const Config>(std::move(cfg)), std::move(trust_store)} {
         // WatchEvents delivers what is published through the hook.
         on_event = [this](const Event& e) { events.publish(e); };
         // Sessions that end by themselves (ttl, max_signatures, token gone) are events.
@@ -43,7 +50,6 @@ struct Services {
         });
     }
 
-    const Config config;
     // Before `sessions`, whose end hook publishes here.
     EventBus events;
     std::unique_ptr<hsm::TokenManager> tokens;
@@ -79,15 +85,18 @@ struct Services {
     std::map<std::string, std::uint64_t> incarnations;  // guarded by presence_mu
     bool presence_seeded = false;                       // guarded by presence_mu
 
-    // The trust anchors in force; a reload (SIGHUP) swaps them while calls keep the set they
-    // started with.
-    std::shared_ptr<const policies::TrustStore> trust() const {
-        std::lock_guard lock(trust_mu_);
-        return trust_;
+    // The configuration and trust anchors in force. A reload (SIGHUP) swaps them while calls
+    // keep the snapshot they started with; settings that need a restart (socket, state_dir,
+    // modules, worker_threads, ...) keep their start-up values in every snapshot (reload.hpp).
+    Snapshot snapshot() const {
+        std::lock_guard lock(now_mu_);
+        return now_;
     }
-    void set_trust(std::shared_ptr<const policies::TrustStore> trust) {
-        std::lock_guard lock(trust_mu_);
-        trust_ = std::move(trust);
+    std::shared_ptr<const Config> config() const { return snapshot().config; }
+    std::shared_ptr<const policies::TrustStore> trust() const { return snapshot().trust; }
+    void replace(Snapshot next) {
+        std::lock_guard lock(now_mu_);
+        now_ = std::move(next);
     }
 
     void publish(const Event& e) const noexcept {
@@ -100,8 +109,9 @@ struct Services {
     }
 
   private:
-    mutable std::mutex trust_mu_;
-    std::shared_ptr<const policies::TrustStore> trust_;
+    // Held only to copy or swap two pointers: never while anything slow runs.
+    mutable std::mutex now_mu_;
+    Snapshot now_;
 };
 
 // The trust anchors and CRLs of the configuration; null when none are configured. Throws
@@ -109,7 +119,7 @@ struct Services {
 std::shared_ptr<const policies::TrustStore> load_trust(const Config& config);
 
 // nullopt when the certificate chains to a configured anchor at `at`; else why not, in words.
-std::optional<std::string> trust_problem(const Services& services,
+std::optional<std::string> trust_problem(const std::shared_ptr<const policies::TrustStore>& trust,
                                          std::span<const unsigned char> certificate_der,
                                          std::chrono::system_clock::time_point at);
 

@@ -6,7 +6,9 @@
 namespace hbsd::daemon {
 
 void apply_token_mapping(const Services& services, std::vector<hsm::TokenInfo>& tokens) {
-    const auto& mappings = services.config.token_mapping;
+    // The mapping in force now (a reload may replace it); kept alive while it is read.
+    const auto config = services.config();
+    const auto& mappings = config->token_mapping;
     if (mappings.empty() || !services.pcsc_readers) return;
     const auto readers = services.pcsc_readers();
     for (auto& t : tokens) {
@@ -25,7 +27,8 @@ void apply_token_mapping(const Services& services, std::vector<hsm::TokenInfo>& 
 
 TokenWatch::TokenWatch(Services& services, hsm::pcsc::WatcherOptions options)
     : services_(services) {
-    if (services.config.token_mapping.empty()) return;
+    // Without a mapping at start-up there is no watcher; a reload cannot add one (reload.cpp).
+    if (services.config()->token_mapping.empty()) return;
     watcher_ = std::make_unique<hsm::pcsc::Watcher>(
         [this](const hsm::pcsc::Event& e) {
             // At once, on the watcher's thread (a lock and a wipe, no PKCS#11): a card pulled

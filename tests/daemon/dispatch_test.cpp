@@ -26,7 +26,7 @@ std::set<std::string> contract_methods() {
 }
 
 Caller caller_with(CapabilitySet caps) {
-    return Caller{1000, 1000, 1, caps};
+    return Caller{1000, 1000, 1, caps, {}};
 }
 
 std::string route_outcome(const Dispatcher& d, const Caller& c, const std::string& method,

@@ -110,25 +110,7 @@ Daemon::Daemon(DaemonOptions options) : dir_(make_temp_dir("hbsd-daemon-")) {
     fs::create_directories(dir_ / "state");
     if (options.trust_test_ca) fs::copy_file(pki_dir() / "ca.pem", dir_ / "anchors" / "ca.pem");
 
-    std::ostringstream cfg;
-    cfg << "state_dir = \"" << options.state_dir.value_or((dir_ / "state").string()) << "\"\n";
-    if (options.trust_test_ca) cfg << "trust_anchors = \"" << (dir_ / "anchors").string() << "\"\n";
-    cfg << "registry_checks = " << (options.registry ? "true" : "false") << "\n";
-    if (!options.crl_files.empty()) {
-        cfg << "crl_files = [";
-        for (const auto& f : options.crl_files) cfg << "\"" << f << "\", ";
-        cfg << "]\n";
-    }
-    cfg << "\n[[module]]\nname = \"softhsm\"\npath = \""
-        << (options.fault_module ? HBSD_FAULT_MODULE : HBSD_SOFTHSM2_MODULE) << "\"\n\n"
-        << "[socket]\npath = \"" << socket() << "\"\nmode = 0o666\n\n"
-        << "[limits]\n";
-    for (const auto& [k, v] : options.limits) cfg << k << " = " << v << "\n";
-    cfg << "\n[[access]]\nuser = 0\ncapabilities = [\"admin\"]\n";
-    for (const auto& [uid, caps] : options.access)
-        cfg << "\n[[access]]\nuser = " << uid << "\ncapabilities = " << caps << "\n";
-    cfg << options.extra_config;
-    write_file(dir_ / "hbsd.toml", cfg.str());
+    write_file(dir_ / "hbsd.toml", config_text(options));
 
     pid_ = ::fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
@@ -156,6 +138,38 @@ Daemon::Daemon(DaemonOptions options) : dir_(make_temp_dir("hbsd-daemon-")) {
             throw std::runtime_error("hbsd did not listen in time:\n" + log());
         std::this_thread::sleep_for(20ms);
     }
+}
+
+std::string Daemon::config_text(const DaemonOptions& options) const {
+    std::ostringstream cfg;
+    cfg << "state_dir = \"" << options.state_dir.value_or((dir_ / "state").string()) << "\"\n";
+    if (options.trust_test_ca) cfg << "trust_anchors = \"" << (dir_ / "anchors").string() << "\"\n";
+    cfg << "registry_checks = " << (options.registry ? "true" : "false") << "\n";
+    if (!options.crl_files.empty()) {
+        cfg << "crl_files = [";
+        for (const auto& f : options.crl_files) cfg << "\"" << f << "\", ";
+        cfg << "]\n";
+    }
+    cfg << "\n[[module]]\nname = \"softhsm\"\npath = \""
+        << (options.fault_module ? HBSD_FAULT_MODULE : HBSD_SOFTHSM2_MODULE) << "\"\n\n"
+        << "[socket]\npath = \"" << socket() << "\"\nmode = 0o666\n\n"
+        << "[limits]\n";
+    for (const auto& [k, v] : options.limits) cfg << k << " = " << v << "\n";
+    cfg << "\n[[access]]\nuser = 0\ncapabilities = [\"admin\"]\n";
+    for (const auto& [uid, caps] : options.access)
+        cfg << "\n[[access]]\nuser = " << uid << "\ncapabilities = " << caps << "\n";
+    cfg << options.extra_config;
+    return cfg.str();
+}
+
+void Daemon::reconfigure(const DaemonOptions& options) {
+    write_config(config_text(options));
+}
+
+void Daemon::write_config(const std::string& text) {
+    // Whole or not at all, as an editor or a package upgrade leaves it.
+    write_file(dir_ / "hbsd.toml.tmp", text);
+    fs::rename(dir_ / "hbsd.toml.tmp", dir_ / "hbsd.toml");
 }
 
 Daemon::~Daemon() {

@@ -103,6 +103,12 @@ class Daemon {
     // Waits for the process to exit on its own.
     int wait(std::chrono::seconds timeout);
     std::string log() const;
+    // Replaces hbsd.toml (atomically) by the file these options make, or by `text`; the
+    // daemon reads it on SIGHUP.
+    void reconfigure(const DaemonOptions& options);
+    void write_config(const std::string& text);
+    // The hbsd.toml these options make for this daemon.
+    std::string config_text(const DaemonOptions& options) const;
     // Replaces the fault module's control file (see pkcs11_fault.cpp), atomically.
     void set_faults(const std::string& directives);
 

@@ -41,7 +41,8 @@ void handle(World& w, const Caller& caller, const std::string& frame) {
     try {
         auto call = protocol::decode_call(frame);
         const auto& entry = w.dispatcher.route(caller, call);
-        Request req{caller, call, protocol::Params(call.parameters), {}};
+        const auto now = w.services->snapshot();
+        Request req{caller, call, protocol::Params(call.parameters), {}, now.config, now.trust};
         if (call.more)
             req.stream = [&](boost::json::object part) {
                 out = protocol::encode_reply(part, true);
@@ -60,7 +61,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (size < 2) return 0;
     auto& w = world();
     // First byte: the caller's capabilities; second: the read size the decoder is fed with.
-    const Caller caller{1000, 1000, 1, static_cast<CapabilitySet>(data[0] & 7u)};
+    const Caller caller{1000, 1000, 1, static_cast<CapabilitySet>(data[0] & 7u), {}};
     const std::size_t chunk = 1 + data[1];
     std::string_view in(reinterpret_cast<const char*>(data + 2), size - 2);
     protocol::FrameDecoder decoder(64 * 1024);

@@ -18,7 +18,12 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 namespace hbsd::daemon::handlers {
 namespace json = boost::json;
@@ -281,6 +286,10 @@ json::object sign(Services& s, Request& r) {
     }
 }
 
+// At most this many items of one SignBatch at once (also bounded by the cores and by
+// limits.worker_threads): a batch must not take every core from the other callers.
+constexpr std::size_t kMaxBatchLanes = 4;
+
 json::object sign_batch(Services& s, Request& r) {
     const std::string session = r.params.string("session");
     const What w = read_what(r);
@@ -315,8 +324,8 @@ json::object sign_batch(Services& s, Request& r) {
             throw;
         }
     }();
-    json::array results;
-    for (std::size_t i = 0; i < items.size(); ++i) {
+    // One item, start to end: its result or its error, never an exception.
+    auto run_item = [&](std::size_t i) -> json::value {
         protocol::BatchResult br;
         try {
             auto one = idempotent(
@@ -342,12 +351,78 @@ json::object sign_batch(Services& s, Request& r) {
             br.error = std::string(error_name(internal.code()));
             br.error_parameters = internal.parameters();
         }
-        json::value v = json::value_from(br);
-        // With "more", each result leaves as soon as it is made (one reply per item).
-        if (r.stream && i + 1 < items.size())
-            r.stream(json::object{{"results", json::array{std::move(v)}}});
-        else
-            results.push_back(std::move(v));
+        return json::value_from(br);
+    };
+
+    // Items are independent, so a batch (a principal's whole school) signs several at once
+    // when the machine has the cores: each item is mostly CPU (parse, verify the earlier
+    // signatures, serialise) beside its token operation, and the token's session pool takes
+    // parallel signatures. Results still leave in item order, from this thread only. Items
+    // that share a request_id are kept apart by the RequestGate (the second waits for the
+    // first and replays it), as for concurrent Sign calls.
+    const std::size_t lanes =
+        std::min<std::size_t>({items.size(), std::max(1u, std::thread::hardware_concurrency()),
+                               r.config->limits.worker_threads, kMaxBatchLanes});
+    std::vector<std::optional<json::value>> done(items.size());
+    std::mutex done_mu;
+    std::condition_variable done_cv;
+    std::atomic<std::size_t> next{0};
+    std::atomic<bool> stop{false};
+    auto take_and_run = [&]() -> bool {
+        if (stop.load()) return false;
+        const std::size_t i = next.fetch_add(1);
+        if (i >= items.size()) return false;
+        json::value v = run_item(i);
+        {
+            std::lock_guard lock(done_mu);
+            done[i] = std::move(v);
+        }
+        done_cv.notify_all();
+        return true;
+    };
+    json::array results;
+    std::size_t emitted = 0;
+    // Sends (streaming) or keeps every result that is ready, in order.
+    auto emit_ready = [&](bool wait) {
+        std::unique_lock lock(done_mu);
+        for (;;) {
+            if (emitted == items.size()) return;
+            if (!done[emitted]) {
+                if (!wait) return;
+                done_cv.wait(lock, [&] { return done[emitted].has_value(); });
+            }
+            json::value v = std::move(*done[emitted]);
+            done[emitted].reset();
+            const bool last = ++emitted == items.size();
+            lock.unlock();
+            // With "more", each result leaves as soon as it is made (one reply per item).
+            if (r.stream && !last)
+                r.stream(json::object{{"results", json::array{std::move(v)}}});
+            else
+                results.push_back(std::move(v));
+            lock.lock();
+        }
+    };
+    {
+        // Helpers stop taking items if this thread leaves early (a stream write failed); they
+        // are joined before anything they use goes away.
+        struct StopAndJoin {
+            std::atomic<bool>& stop;
+            std::vector<std::thread>& threads;
+            ~StopAndJoin() {
+                stop = true;
+                for (auto& t : threads) t.join();
+            }
+        };
+        std::vector<std::thread> helpers;
+        StopAndJoin guard{stop, helpers};
+        for (std::size_t k = 1; k < lanes; ++k)
+            helpers.emplace_back([&] {
+                while (take_and_run()) {
+                }
+            });
+        while (take_and_run()) emit_ready(false);
+        emit_ready(true);
     }
     return {{"results", std::move(results)}};
 }

@@ -218,6 +218,45 @@ TEST_CASE("signing: SignBatch of a 40-student class with one bad record") {
     CHECK(e.parameters().at("parameter").as_string() == "items");
 }
 
+TEST_CASE(
+    "signing: a SignBatch signs items side by side, answers in order, signs a request_id once") {
+    // Items run in parallel lanes (up to the cores, worker_threads and 4); the replies must
+    // still come in item order, and two items with one request_id are one signature.
+    Daemon d;
+    auto c = d.client();
+    const auto session = open_session(d, c);
+    json::array items;
+    for (int n = 1; n <= 24; ++n) {
+        json::object item{{"document", fixture_student(n)},
+                          {"request_id", "batch-order-" + std::to_string(n)}};
+        items.push_back(item);
+    }
+    // Item 13 repeats item 12 exactly (same document, same request_id).
+    items[12] = items[11];
+    json::object p{{"session", session},        {"key", d.key_uri("gvbm-TOAN")},
+                   {"role", "subject_teacher"}, {"year", kYear},
+                   {"subject", "TOAN"},         {"items", items}};
+    std::vector<protocol::BatchResult> got;
+    c.call_more(M("SignBatch"), p, [&](const json::object& part, bool) {
+        for (const auto& v : part.at("results").as_array())
+            got.push_back(json::value_to<protocol::BatchResult>(v));
+    });
+    REQUIRE(got.size() == 24);
+    for (int n = 1; n <= 24; ++n) {
+        INFO("item " << n);
+        const auto& br = got[static_cast<std::size_t>(n - 1)];
+        REQUIRE(br.document);
+        const int student = n == 13 ? 12 : n;
+        char code[32];
+        std::snprintf(code, sizeof code, "94000123-2024-%04d", student);
+        CHECK(br.document->find(std::string("<MaDinhDanh>") + code) != std::string::npos);
+        CHECK(br.signature->id == sig_id("GVBM", code, "TOAN"));
+    }
+    CHECK(*got[11].document == *got[12].document);
+    CHECK(got[11].audit_seq == got[12].audit_seq);
+    CHECK(signatures_made(c) == 23);
+}
+
 TEST_CASE("signing: request_id makes Sign idempotent") {
     Daemon d;
     auto c = d.client();
@@ -380,8 +419,9 @@ TEST_CASE("sessions: a token that goes away ends its sessions") {
         open = c.call(M("Status")).at("sessions").as_int64();
     }
     CHECK(open == 0);
-    CHECK(error_of([&] { c.call(M("ListKeys"), {{"token", d.token_uri()}}); }).code() ==
-          Errc::TokenNotPresent);
+    CHECK(error_of([&] {
+              c.call(M("ListKeys"), {{"token", d.token_uri()}});
+          }).code() == Errc::TokenNotPresent);
     d.set_faults("");
     auto e = error_of([&] {
         c.call(M("Sign"), sign_params(session, key, "subject_teacher", fixture(), "TOAN"));

@@ -11,6 +11,7 @@
 #include "tests/dsig/support.hpp"
 #include "tests/hsm/support.hpp"
 #include "tests/support/catch.hpp"
+#include "tests/support/jdk_verify.hpp"
 #include "tests/support/xmlsec1.hpp"
 
 using namespace hbsd;
@@ -22,7 +23,7 @@ constexpr char kPin[] = "1234";
 
 // Signers over the token's keys, found by label (the PKI's person names).
 class TokenSigners {
-public:
+  public:
     TokenSigners() : tm_(std::vector<hsm::ModuleConfig>{hsm::test::SoftHsmToken::softhsm()}) {
         for (const auto& t : tm_.list_tokens())
             if (t.label == "hbsd-test") token_ = t.uri;
@@ -50,16 +51,16 @@ public:
             policies::check_order(doc, Stage::subject_teacher, year, s);
             doc.add_signature(Stage::subject_teacher, year, s, (*this)("gvbm-" + s), now);
         }
-        for (auto [stage, label] : {std::pair{Stage::homeroom_teacher, "gvcn"},
-                                    std::pair{Stage::principal, "ht"},
-                                    std::pair{Stage::school, "truong"}}) {
+        for (auto [stage, label] :
+             {std::pair{Stage::homeroom_teacher, "gvcn"}, std::pair{Stage::principal, "ht"},
+              std::pair{Stage::school, "truong"}}) {
             policies::check_order(doc, stage, year, std::nullopt);
             doc.add_signature(stage, year, std::nullopt, (*this)(label), now);
         }
         return doc.serialize();
     }
 
-private:
+  private:
     hsm::TokenManager tm_;
     std::string token_;
     std::optional<hsm::Login> login_;
@@ -97,12 +98,23 @@ TEST_CASE("the fixture signed through all four stages on a SoftHSM2 token verifi
         CHECK(one_year.find("xmldsig-more#rsa-sha256") != std::string::npos);
     }
     CHECK(check_all(one_year) == 15);
+    {
+        // The JDK's XML-DSig and the XAdES-BES properties, independently of xmlsec.
+        const auto jdk = test::jdk_verify(one_year, 15);
+        INFO(jdk.output);
+        CHECK(jdk.status == 0);
+    }
 
     // A second year appended and signed: every first-year signature still verifies.
     const std::string two_years = signers.sign_year(test::with_second_year(one_year), test::kYear2);
     const auto doc = dsig::Document::parse(two_years);
     CHECK(doc.report().verdict() == dsig::Report::Verdict::valid);
     CHECK(check_all(two_years) == 30);
+    {
+        const auto jdk = test::jdk_verify(two_years, 30);
+        INFO(jdk.output);
+        CHECK(jdk.status == 0);
+    }
 
     // The check is not vacuous: a changed score after signing fails in both verifiers.
     const std::string tampered =
@@ -111,4 +123,11 @@ TEST_CASE("the fixture signed through all four stages on a SoftHSM2 token verifi
     CHECK(bad.report().verdict() == dsig::Report::Verdict::invalid);
     CHECK(test::xmlsec1_verify(tampered, test::sig_id(Stage::subject_teacher, test::kYear, "TOAN"),
                                hsm::test::pki_dir() / "ca.pem") != 0);
+    const auto jdk = test::jdk_verify(tampered, 30);
+    INFO(jdk.output);
+    CHECK(jdk.status == 1);
+    CHECK(jdk.output.find("FAIL " + test::sig_id(Stage::subject_teacher, test::kYear, "TOAN") +
+                          ": core validation failed") != std::string::npos);
+    // The second year's signatures cover nothing of the first year's results: still fine.
+    CHECK(jdk.output.find("ok " + test::sig_id(Stage::school, test::kYear2)) != std::string::npos);
 }

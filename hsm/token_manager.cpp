@@ -599,6 +599,13 @@ std::vector<unsigned char> TokenManager::sign(const Login& login, std::string_vi
                 if (e.code() == Errc::TokenNotPresent) throw;
             }
         }
+        // Gone, whether this call or a concurrent one found out first (signatures on one token
+        // run side by side: the first to fail looks, the others must say the same).
+        if (token.gone) {
+            lease = SessionPool::Lease();
+            if (objects_lock.owns_lock()) objects_lock.unlock();  // throw_if_gone takes `login`
+            token.throw_if_gone();
+        }
         throw ckr_error(*failure.ckr, "C_Sign", token.uri, key_uri);
     }
     throw Error::internal("signing failed: " + failure.detail);

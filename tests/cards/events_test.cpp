@@ -90,7 +90,7 @@ TEST_CASE("resilience: token removed and put back - events, sessions end, a new 
 
 namespace {
 
-// Runs a batch whose C_Sign fails with `rv` from the 4th signature on; checks that the items
+// Runs a batch whose C_Sign fails with `rv` from about half a second in; checks that the items
 // that could not be signed are TokenNotPresent, that the session ended, and that a retry with
 // the same request ids after a new login completes the batch with nothing signed twice.
 // `restart`: the fault is a crashed HSM that stays in the control file; the daemon must
@@ -101,8 +101,9 @@ void removed_mid_batch(const std::string& fault, bool restart = false) {
     settle();
     auto c = d.client();
     const auto session = open_session(d, c);
-    const int n = 8;
-    // Slow enough that the fault lands mid-batch.
+    // Slow enough, and long enough, that the fault lands mid-batch however many items the
+    // daemon signs side by side (SignBatch lanes: up to 4).
+    const int n = 24;
     d.set_faults("sign_delay_ms=150\n");
     json::array first;
     std::thread pull([&] {

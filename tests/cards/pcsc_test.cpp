@@ -58,7 +58,7 @@ TEST_CASE("cards: insert, remove mid-batch, re-insert and finish the batch with 
     CHECK(t->at("present").as_bool());
 
     const auto session = open_session(d, c);
-    const int n = 10;
+    const int n = 30;  // the card goes mid-batch however many items run side by side (<= 4)
     d.set_faults("sign_delay_ms=200\n");
     std::thread pull([&] {
         std::this_thread::sleep_for(700ms);

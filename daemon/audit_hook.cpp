@@ -2,11 +2,7 @@
 
 #include "daemon/log.hpp"
 #include "daemon/log_fields.hpp"
-#include "daemon/openssl_handles.hpp"
 
-#include <openssl/evp.h>
-
-#include <array>
 #include <boost/json/serialize.hpp>
 
 namespace hbsd::daemon {
@@ -19,14 +15,6 @@ constexpr std::string_view kIdDenied = "4f0a3c1e9b2d4e7f8a6b5c4d3e2f1a03";
 constexpr std::string_view kIdFailed = "4f0a3c1e9b2d4e7f8a6b5c4d3e2f1a04";
 
 }  // namespace
-
-std::string sha256_hex(std::string_view data) {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-    unsigned len = 0;
-    if (EVP_Digest(data.data(), data.size(), md.data(), &len, EVP_sha256(), nullptr) != 1)
-        throw Error::internal("EVP_Digest");
-    return to_hex(std::span<const unsigned char>(md.data(), len));
-}
 
 void log_audit(std::int64_t seq, const store::AuditInput& e) noexcept {
     try {

@@ -32,7 +32,4 @@ void audit_refusal(const Services& services, std::int64_t uid, std::string_view 
 // For the Dispatcher: refusals made before a handler runs (PermissionDenied).
 Dispatcher::RefusalHook audit_refusals(const Services& services);
 
-// Lowercase hex SHA-256 of text (document hashes for the audit).
-std::string sha256_hex(std::string_view data);
-
 }  // namespace hbsd::daemon

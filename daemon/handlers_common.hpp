@@ -26,8 +26,9 @@ protocol::SignatureInfo to_wire(const dsig::SignatureReport& s,
 
 inline constexpr std::string_view kNoRegistry = "registry not configured";
 
-// With a store and registry_checks on: trusted and registered as the registry judges them at `at` (Registry::assess),
-// problems = dsig's own plus the registry's. Without one, `w` keeps to_wire's placeholder.
+// With a store and registry_checks on: trusted and registered as the registry judges them at `at`
+// (Registry::assess), problems = dsig's own plus the registry's. Without one, `w` keeps to_wire's
+// placeholder.
 void judge_registry(protocol::SignatureInfo& w, const dsig::SignatureReport& s,
                     const dsig::YearReport* year, std::string_view record, const Services& services,
                     const Snapshot& in_force, std::chrono::system_clock::time_point at);

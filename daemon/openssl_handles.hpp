@@ -25,15 +25,4 @@ using X509ExtPtr =
     std::unique_ptr<X509_EXTENSION, OpensslFree<X509_EXTENSION, X509_EXTENSION_free>>;
 using Bignum = std::unique_ptr<BIGNUM, OpensslFree<BIGNUM, BN_free>>;
 
-inline std::string to_hex(std::span<const unsigned char> bytes) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string s;
-    s.reserve(bytes.size() * 2);
-    for (unsigned char b : bytes) {
-        s.push_back(digits[b >> 4]);
-        s.push_back(digits[b & 15]);
-    }
-    return s;
-}
-
 }  // namespace hbsd::daemon

@@ -1,4 +1,5 @@
-// Small text helpers shared by the store's parts: hex SHA-256 and RFC 3339 UTC times.
+// Small text helpers shared by the store's parts (and the daemon): hex, hex SHA-256 and
+// RFC 3339 UTC times.
 #pragma once
 
 #include <chrono>
@@ -8,6 +9,8 @@
 
 namespace hbsd::store {
 
+// Lowercase hex of `bytes`.
+std::string to_hex(std::span<const unsigned char> bytes);
 std::string sha256_hex(std::span<const unsigned char> bytes);
 std::string sha256_hex(std::string_view text);
 // Whole seconds, UTC, e.g. "2026-11-30T00:07:18Z".

@@ -124,15 +124,8 @@ int visible(void* nodes, xmlNodePtr node, xmlNodePtr parent) {
 
 // libxml2 refuses relative namespace URIs on every element it walks; we walk fewer.
 bool relative_namespace_above(xmlNodePtr apex) {
-    for (xmlNodePtr a = apex->parent; a != nullptr && a->type == XML_ELEMENT_NODE; a = a->parent) {
-        for (xmlNsPtr ns = a->nsDef; ns != nullptr; ns = ns->next) {
-            if (ns->href == nullptr || ns->href[0] == 0) continue;
-            xmlURIPtr uri = xmlParseURI(reinterpret_cast<const char*>(ns->href));
-            bool relative = uri == nullptr || uri->scheme == nullptr;
-            xmlFreeURI(uri);
-            if (relative) return true;
-        }
-    }
+    for (xmlNodePtr a = apex->parent; a != nullptr && a->type == XML_ELEMENT_NODE; a = a->parent)
+        if (declares_relative_namespace(a)) return true;
     return false;
 }
 
@@ -298,6 +291,17 @@ const xmlSecTransformKlass kExcC14N = {
 };
 
 }  // namespace
+
+bool declares_relative_namespace(xmlNodePtr element) {
+    for (xmlNsPtr ns = element->nsDef; ns != nullptr; ns = ns->next) {
+        if (ns->href == nullptr || ns->href[0] == 0) continue;
+        xmlURIPtr uri = xmlParseURI(reinterpret_cast<const char*>(ns->href));
+        const bool relative = uri == nullptr || uri->scheme == nullptr;
+        xmlFreeURI(uri);
+        if (relative) return true;
+    }
+    return false;
+}
 
 void C14NCache::forget_path(xmlNodePtr node) noexcept {
     for (xmlNodePtr n = node; n != nullptr; n = n->parent) bytes.erase(n);

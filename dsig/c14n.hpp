@@ -48,6 +48,10 @@ class C14NScope {
 
 xmlSecTransformId exc_c14n_transform() noexcept;
 
+// Whether `element` declares a relative namespace URI, which libxml2's C14N refuses (the
+// profile refuses a document holding one anywhere; C14N checks the ancestors it skips).
+bool declares_relative_namespace(xmlNodePtr element);
+
 // Tests: false makes every canonicalisation take xmlsec's whole-document path (the memo
 // still applies). Process-wide; not for production use.
 void set_subtree_c14n(bool enabled) noexcept;

@@ -1,5 +1,7 @@
 #include "dsig/profile.hpp"
 
+#include "dsig/c14n.hpp"
+
 #include <libxml/uri.h>
 #include <libxml/valid.h>
 
@@ -56,25 +58,14 @@ namespace {
     throw Error::invalid_document(reason, line > 0 ? std::optional<long>(line) : std::nullopt);
 }
 
-// C14N (libxml2, hence xmlsec and us) refuses relative namespace URIs; a document holding
-// one anywhere could not have any of its signatures checked by other verifiers.
-bool relative_namespace(xmlNodePtr element) {
-    for (xmlNsPtr ns = element->nsDef; ns != nullptr; ns = ns->next) {
-        if (ns->href == nullptr || ns->href[0] == 0) continue;
-        xmlURIPtr uri = xmlParseURI(reinterpret_cast<const char*>(ns->href));
-        bool relative = uri == nullptr || uri->scheme == nullptr;
-        xmlFreeURI(uri);
-        if (relative) return true;
-    }
-    return false;
-}
-
 // Every Id attribute of the document, whatever element carries it, must be unique: References
 // name elements by Id, so two candidates would make "the element with that Id" ambiguous.
 void collect_ids(xmlNodePtr node, std::unordered_set<std::string>& ids) {
     for (xmlNodePtr n = node; n != nullptr; n = n->next) {
         if (n->type != XML_ELEMENT_NODE) continue;
-        if (relative_namespace(n)) bad("relative namespace URI", n);
+        // C14N refuses relative namespace URIs: a document holding one anywhere could not
+        // have any of its signatures checked by other verifiers.
+        if (declares_relative_namespace(n)) bad("relative namespace URI", n);
         for (xmlAttrPtr a = n->properties; a != nullptr; a = a->next) {
             if (a->ns != nullptr || std::strcmp(reinterpret_cast<const char*>(a->name), "Id") != 0)
                 continue;

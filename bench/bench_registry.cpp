@@ -35,18 +35,17 @@
 #include "store/text.hpp"
 
 namespace fs = std::filesystem;
+using hbsd::bench::kPin;
+using hbsd::bench::kToken;
+using hbsd::bench::kYear;
 using hbsd::bench::rate;
 using hbsd::bench::Rate;
 using hbsd::bench::read_file;
-using hbsd::bench::run;
 using hbsd::dsig::Stage;
 using hbsd::store::sha256_hex;
 
 namespace {
 
-constexpr char kYear[] = "2024-2025";
-constexpr char kPin[] = "1234";
-constexpr char kToken[] = "hbsd-bench";
 constexpr char kSchool[] = "94000123";
 
 }  // namespace
@@ -62,12 +61,7 @@ int main(int argc, char** argv) try {
             return 2;
         }
     }
-    char tmpl[] = "/tmp/hbsd-bench-reg-XXXXXX";
-    const fs::path dir = mkdtemp(tmpl);
-    run("'" HBSD_TEST_SUPPORT_DIR "/make-test-pki' '" + (dir / "pki").string() + "' >/dev/null");
-    run("'" HBSD_TEST_SUPPORT_DIR "/make-softhsm-token' '" + (dir / "hsm").string() + "' '" +
-        (dir / "pki").string() + "' " + kToken + " " + kPin);
-    setenv("SOFTHSM2_CONF", (dir / "hsm" / "softhsm2.conf").c_str(), 1);
+    const fs::path dir = hbsd::bench::make_test_token("hbsd-bench-reg");
     fs::create_directories(dir / "anchors");
     fs::copy_file(dir / "pki" / "ca.pem", dir / "anchors" / "ca.pem");
 

@@ -24,17 +24,15 @@
 #include "policies/order.hpp"
 
 namespace fs = std::filesystem;
+using hbsd::bench::kPin;
+using hbsd::bench::kToken;
+using hbsd::bench::kYear;
 using hbsd::bench::rate;
 using hbsd::bench::Rate;
 using hbsd::bench::read_file;
-using hbsd::bench::run;
 using hbsd::dsig::Stage;
 
 namespace {
-
-constexpr char kYear[] = "2024-2025";
-constexpr char kPin[] = "1234";
-constexpr char kToken[] = "hbsd-bench";
 
 struct Keys {
     hbsd::hsm::TokenManager& tm;
@@ -87,12 +85,7 @@ int main(int argc, char** argv) try {
         }
     }
 
-    char tmpl[] = "/tmp/hbsd-bench-XXXXXX";
-    const fs::path dir = mkdtemp(tmpl);
-    run("'" HBSD_TEST_SUPPORT_DIR "/make-test-pki' '" + (dir / "pki").string() + "' >/dev/null");
-    run("'" HBSD_TEST_SUPPORT_DIR "/make-softhsm-token' '" + (dir / "hsm").string() + "' '" +
-        (dir / "pki").string() + "' " + kToken + " " + kPin);
-    setenv("SOFTHSM2_CONF", (dir / "hsm" / "softhsm2.conf").c_str(), 1);
+    const fs::path dir = hbsd::bench::make_test_token("hbsd-bench");
 
     const std::string xml = read_file(fixture);
     std::printf("hbsd signing-core benchmark: SoftHSM2 (%s), one thread, %.1f s per figure\n",

@@ -1,5 +1,7 @@
 #include "bench/support.hpp"
 
+#include <stdlib.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -20,6 +22,17 @@ std::string read_file(const std::filesystem::path& path) {
 
 void run(const std::string& command) {
     if (std::system(command.c_str()) != 0) throw std::runtime_error("failed: " + command);
+}
+
+std::filesystem::path make_test_token(const std::string& prefix) {
+    std::string tmpl = "/tmp/" + prefix + "-XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    const std::filesystem::path dir = tmpl;
+    run("'" HBSD_TEST_SUPPORT_DIR "/make-test-pki' '" + (dir / "pki").string() + "' >/dev/null");
+    run("'" HBSD_TEST_SUPPORT_DIR "/make-softhsm-token' '" + (dir / "hsm").string() + "' '" +
+        (dir / "pki").string() + "' " + kToken + " " + kPin);
+    ::setenv("SOFTHSM2_CONF", (dir / "hsm" / "softhsm2.conf").c_str(), 1);
+    return dir;
 }
 
 Rate rate(double seconds, const std::function<void()>& f) {

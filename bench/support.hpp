@@ -8,6 +8,16 @@
 
 namespace hbsd::bench {
 
+// The test PKI's year, and the token the in-process benchmarks make.
+inline constexpr char kYear[] = "2024-2025";
+inline constexpr char kToken[] = "hbsd-bench";
+inline constexpr char kPin[] = "1234";
+
+// A fresh directory under /tmp (named from `prefix`) holding a test PKI (pki/,
+// tests/support/make-test-pki) and a SoftHSM2 token kToken with every key of it (hsm/,
+// make-softhsm-token); SOFTHSM2_CONF points at it from now on. The caller removes it.
+std::filesystem::path make_test_token(const std::string& prefix);
+
 std::string read_file(const std::filesystem::path& path);
 
 // Runs `command` through the shell; throws std::runtime_error unless it exits 0.

@@ -49,39 +49,86 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 namespace {
 
 // Every member of CK_FUNCTION_LIST after `version`, in order.
-#define FAULT_FUNCTIONS(X)                                                                         \
-    X(C_Initialize)                                                                                \
-    X(C_Finalize)                                                                                  \
-    X(C_GetInfo)                                                                                   \
-    X(C_GetFunctionList)                                                                           \
-    X(C_GetSlotList)                                                                               \
-    X(C_GetSlotInfo)                                                                               \
-    X(C_GetTokenInfo)                                                                              \
-    X(C_GetMechanismList)                                                                          \
-    X(C_GetMechanismInfo) X(C_InitToken) X(C_InitPIN) X(C_SetPIN) X(C_OpenSession)                 \
-        X(C_CloseSession) X(C_CloseAllSessions) X(C_GetSessionInfo) X(C_GetOperationState)         \
-            X(C_SetOperationState) X(C_Login) X(C_Logout) X(C_CreateObject) X(C_CopyObject) X(     \
-                C_DestroyObject) X(C_GetObjectSize) X(C_GetAttributeValue) X(C_SetAttributeValue)  \
-                X(C_FindObjectsInit) X(C_FindObjects) X(C_FindObjectsFinal) X(C_EncryptInit) X(    \
-                    C_Encrypt) X(C_EncryptUpdate) X(C_EncryptFinal) X(C_DecryptInit) X(C_Decrypt)  \
-                    X(C_DecryptUpdate) X(C_DecryptFinal) X(C_DigestInit) X(C_Digest)               \
-                        X(C_DigestUpdate) X(C_DigestKey) X(C_DigestFinal) X(C_SignInit) X(C_Sign)  \
-                            X(C_SignUpdate) X(C_SignFinal) X(C_SignRecoverInit) X(C_SignRecover)   \
-                                X(C_VerifyInit) X(C_Verify) X(C_VerifyUpdate) X(C_VerifyFinal)     \
-                                    X(C_VerifyRecoverInit) X(C_VerifyRecover)                      \
-                                        X(C_DigestEncryptUpdate) X(C_DecryptDigestUpdate)          \
-                                            X(C_SignEncryptUpdate) X(C_DecryptVerifyUpdate)        \
-                                                X(C_GenerateKey) X(C_GenerateKeyPair) X(C_WrapKey) \
-                                                    X(C_UnwrapKey) X(C_DeriveKey) X(C_SeedRandom)  \
-                                                        X(C_GenerateRandom) X(C_GetFunctionStatus) \
-                                                            X(C_CancelFunction)                    \
-                                                                X(C_WaitForSlotEvent)
+// One X(name) a line, as CK_FUNCTION_LIST orders them; kept out of clang-format, which
+// otherwise folds the list into a staircase.
+// clang-format off
+#define FAULT_FUNCTIONS(X) \
+    X(C_Initialize) \
+    X(C_Finalize) \
+    X(C_GetInfo) \
+    X(C_GetFunctionList) \
+    X(C_GetSlotList) \
+    X(C_GetSlotInfo) \
+    X(C_GetTokenInfo) \
+    X(C_GetMechanismList) \
+    X(C_GetMechanismInfo) \
+    X(C_InitToken) \
+    X(C_InitPIN) \
+    X(C_SetPIN) \
+    X(C_OpenSession) \
+    X(C_CloseSession) \
+    X(C_CloseAllSessions) \
+    X(C_GetSessionInfo) \
+    X(C_GetOperationState) \
+    X(C_SetOperationState) \
+    X(C_Login) \
+    X(C_Logout) \
+    X(C_CreateObject) \
+    X(C_CopyObject) \
+    X(C_DestroyObject) \
+    X(C_GetObjectSize) \
+    X(C_GetAttributeValue) \
+    X(C_SetAttributeValue) \
+    X(C_FindObjectsInit) \
+    X(C_FindObjects) \
+    X(C_FindObjectsFinal) \
+    X(C_EncryptInit) \
+    X(C_Encrypt) \
+    X(C_EncryptUpdate) \
+    X(C_EncryptFinal) \
+    X(C_DecryptInit) \
+    X(C_Decrypt) \
+    X(C_DecryptUpdate) \
+    X(C_DecryptFinal) \
+    X(C_DigestInit) \
+    X(C_Digest) \
+    X(C_DigestUpdate) \
+    X(C_DigestKey) \
+    X(C_DigestFinal) \
+    X(C_SignInit) \
+    X(C_Sign) \
+    X(C_SignUpdate) \
+    X(C_SignFinal) \
+    X(C_SignRecoverInit) \
+    X(C_SignRecover) \
+    X(C_VerifyInit) \
+    X(C_Verify) \
+    X(C_VerifyUpdate) \
+    X(C_VerifyFinal) \
+    X(C_VerifyRecoverInit) \
+    X(C_VerifyRecover) \
+    X(C_DigestEncryptUpdate) \
+    X(C_DecryptDigestUpdate) \
+    X(C_SignEncryptUpdate) \
+    X(C_DecryptVerifyUpdate) \
+    X(C_GenerateKey) \
+    X(C_GenerateKeyPair) \
+    X(C_WrapKey) \
+    X(C_UnwrapKey) \
+    X(C_DeriveKey) \
+    X(C_SeedRandom) \
+    X(C_GenerateRandom) \
+    X(C_GetFunctionStatus) \
+    X(C_CancelFunction) \
+    X(C_WaitForSlotEvent)
+// clang-format on
 
 enum Fn : std::size_t {
 #define FAULT_ENUM(name) fn_##name,
@@ -328,7 +375,11 @@ CK_RV run(std::size_t fn, Call&& call, Post&& post, const std::string& extra = {
     } else if (c.fail[fn]) {
         rv = *c.fail[fn];
     } else {
-        rv = call();
+        // A call may look at the control file's directives (read once per call, here).
+        if constexpr (std::is_invocable_v<Call, const Control&>)
+            rv = call(c);
+        else
+            rv = call();
         if (rv == CKR_OK) rv = post(c);
         if (c.fail_after[fn]) rv = *c.fail_after[fn];
         if (fn == fn_C_Initialize && rv == CKR_OK && c.crash_rv) recovered_crash = c.crash_id;
@@ -404,9 +455,6 @@ CK_RV fault_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, void* app, CK_NOTIFY no
         [](const Control&) { return CKR_OK; });
 }
 
-// A failing C_Sign ends the signing operation on a real token (PKCS#11 5.2: every result but
-// CKR_BUFFER_TOO_SMALL and a length query does). So an injected fault first lets the real
-// module finish the operation, else the session would answer CKR_OPERATION_ACTIVE for ever.
 // Whether `session` belongs to a slot that is to look empty.
 bool session_absent(const Control& c, CK_SESSION_HANDLE session) {
     if (c.token_absent) return true;
@@ -415,24 +463,25 @@ bool session_absent(const Control& c, CK_SESSION_HANDLE session) {
     return real->C_GetSessionInfo(session, &info) == CKR_OK && slot_absent(c, info.slotID);
 }
 
+// A failing C_Sign ends the signing operation on a real token (PKCS#11 5.2: every result but
+// CKR_BUFFER_TOO_SMALL and a length query does). So an injected fault first lets the real
+// module finish the operation, else the session would answer CKR_OPERATION_ACTIVE for ever.
 CK_RV fault_Sign(CK_SESSION_HANDLE session, CK_BYTE* data, CK_ULONG data_len, CK_BYTE* sig,
                  CK_ULONG* sig_len) {
-    if (session_absent(read_control(), session)) {
-        return run(
-            fn_C_Sign, [] { return CKR_DEVICE_REMOVED; }, [](const Control&) { return CKR_OK; });
-    }
-    if (!read_control().fail[fn_C_Sign]) {
-        return run(
-            fn_C_Sign, [&] { return real->C_Sign(session, data, data_len, sig, sig_len); },
-            [](const Control&) { return CKR_OK; });
-    }
-    CK_ULONG len = 0;
-    if (real->C_Sign(session, data, data_len, nullptr, &len) == CKR_OK) {
-        std::string scratch(len, '\0');
-        real->C_Sign(session, data, data_len, reinterpret_cast<CK_BYTE*>(scratch.data()), &len);
+    if (const Control c = read_control(); c.fail[fn_C_Sign] && !session_absent(c, session)) {
+        CK_ULONG len = 0;
+        if (real->C_Sign(session, data, data_len, nullptr, &len) == CKR_OK) {
+            std::string scratch(len, '\0');
+            real->C_Sign(session, data, data_len, reinterpret_cast<CK_BYTE*>(scratch.data()), &len);
+        }
     }
     return run(
-        fn_C_Sign, [] { return CKR_OK; }, [](const Control&) { return CKR_OK; });
+        fn_C_Sign,
+        [&](const Control& c) {
+            if (session_absent(c, session)) return CKR_DEVICE_REMOVED;
+            return real->C_Sign(session, data, data_len, sig, sig_len);
+        },
+        [](const Control&) { return CKR_OK; });
 }
 
 // Logs the mechanism, so that tests can see which one a library chose.
@@ -441,10 +490,9 @@ CK_RV fault_SignInit(CK_SESSION_HANDLE session, CK_MECHANISM* mechanism, CK_OBJE
     if (mechanism) std::snprintf(extra, sizeof extra, "mechanism=0x%lx", mechanism->mechanism);
     return run(
         fn_C_SignInit,
-        [&] {
-            return session_absent(read_control(), session)
-                       ? CKR_DEVICE_REMOVED
-                       : real->C_SignInit(session, mechanism, key);
+        [&](const Control& c) {
+            return session_absent(c, session) ? CKR_DEVICE_REMOVED
+                                              : real->C_SignInit(session, mechanism, key);
         },
         [](const Control&) { return CKR_OK; }, extra);
 }

@@ -268,6 +268,37 @@ TEST_CASE("a token that is gone is TokenNotPresent (fault module)", "[hsm]") {
     CHECK(e->code() == Errc::TokenNotPresent);
 }
 
+TEST_CASE(
+    "signatures failing side by side on a restarting HSM are all TokenNotPresent (fault module)",
+    "[hsm]") {
+    // The first failing call finds the token gone; one failing just after must say the same
+    // rather than the dying call's CKR_DEVICE_ERROR (which is Internal).
+    SoftHsmToken token;
+    TokenManager tm({token.fault_module()});
+    const TokenInfo t = the_token(tm);
+    Login login = tm.login(t.uri, "1234");
+    const std::string key = key_uri(tm, t.uri, "gvbm-TOAN");
+    auto sign = [&] { tm.sign(login, key, Mechanism::rsa_pkcs1_sha256, digest); };
+    {
+        // Two sessions in the pool, so that neither call below opens one.
+        token.set_faults("signinit_delay_ms=100\n");
+        std::thread a(sign), b(sign);
+        a.join();
+        b.join();
+    }
+    token.set_faults("signinit_delay_ms=300\nrestart_needed=CKR_DEVICE_ERROR,1\n");
+    std::optional<Error> first, second;
+    std::thread a([&] { first = error_of(sign); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::thread b([&] { second = error_of(sign); });  // fails 100 ms after the first
+    a.join();
+    b.join();
+    REQUIRE(first);
+    REQUIRE(second);
+    CHECK(first->code() == Errc::TokenNotPresent);
+    CHECK(second->code() == Errc::TokenNotPresent);
+}
+
 TEST_CASE("a token taken out and put back needs a new login (fault module)", "[hsm]") {
     SoftHsmToken token;
     TokenManager tm({token.fault_module()});

@@ -2,21 +2,31 @@
 // Not installed, not for callers outside store/.
 #pragma once
 
+#include <memory>
 #include <mutex>
 
+#include "store/checkpointer.hpp"
 #include "store/database.hpp"
 #include "store/store.hpp"
 
 namespace hbsd::store {
 
 struct Store::Impl {
-    Impl(Database d, std::filesystem::path p) : db(std::move(d)), path(std::move(p)) {}
-    Database db;
-    std::filesystem::path path;  // for long reads on a connection of their own
+    Impl(Database d, std::filesystem::path p)
+        : checkpointer(std::make_unique<Checkpointer>(p, mutex)),
+          db(std::move(d)),
+          path(std::move(p)) {
+        checkpointer->attach(db.handle());
+    }
     // One connection serves every thread; a transaction spans several statements, so calls
     // are serialised here rather than relying on SQLite's per-call mutex.
     // Recursive: run_audited holds it around calls that take it again.
     mutable std::recursive_mutex mutex;
+    // Declared before db, so destroyed after it: no commit can reach a gone hook, and the
+    // checkpointer's connection, closing last, checkpoints and removes the WAL.
+    std::unique_ptr<Checkpointer> checkpointer;
+    Database db;
+    std::filesystem::path path;  // for long reads on a connection of their own
 };
 
 namespace detail {

@@ -2,7 +2,9 @@
 
 #include <libxml/xmlsave.h>
 
+#include <algorithm>
 #include <array>
+#include <climits>
 
 #include "dsig/parse.hpp"
 #include "dsig/profile.hpp"
@@ -42,6 +44,14 @@ Report::Verdict Report::verdict() const noexcept {
 struct Document::Impl {
     detail::Record rec;
     std::size_t parsed_size = 0;  // the input's length: a good first guess for serialize()
+    // For serialize(): the parsed text, where its MonHoc and ChuKy elements end, and the one
+    // signature add_signature inserted (a second insertion turns splicing off).
+    std::string source;
+    std::vector<std::pair<xmlNodePtr, std::size_t>> end_tags;
+    xmlNodePtr inserted = nullptr;
+    bool spliceable = true;
+
+    std::optional<std::string> spliced() const;
     std::vector<YearReport> years;
     std::optional<Report> report;
 
@@ -114,11 +124,14 @@ Document& Document::operator=(Document&&) noexcept = default;
 Document::~Document() = default;
 
 Document Document::parse(std::string_view xml, const Limits& limits) {
-    XmlDoc doc = parse_xml(xml, limits);
+    EndTags ends{{"MonHoc", "ChuKy"}, {}};
+    XmlDoc doc = parse_xml(xml, limits, ends);
     validate_schema(doc.get());
     auto impl = std::make_unique<Impl>();
     impl->rec = detail::analyse(std::move(doc));
     impl->parsed_size = xml.size();
+    impl->source.assign(xml);
+    impl->end_tags = std::move(ends.at);
     impl->refresh_years();
     return Document(std::move(impl));
 }
@@ -201,21 +214,121 @@ SignatureReport Document::add_signature(Stage stage, std::string_view year,
                                              " must follow exactly the earlier stages in ChuKy");
     }
     detail::Slot& slot = detail::sign_slot(rec, stage, *yi, si, signer, signing_time);
+    if (impl_->inserted != nullptr) impl_->spliceable = false;
+    impl_->inserted = slot.node;
     impl_->report.reset();
     impl_->refresh_years();
     return impl_->full(slot);
 }
 
+namespace {
+
+struct BufferFree {
+    void operator()(xmlBufferPtr b) const noexcept { xmlBufferFree(b); }
+};
+using Buffer = std::unique_ptr<xmlBuffer, BufferFree>;
+
+// Every namespace the subtree's elements and attributes use is declared inside it, and every
+// element has one: written out on its own, it reads back the same wherever it is put.
+bool self_contained(xmlNodePtr top) {
+    std::vector<xmlNsPtr> declared;
+    const auto ok = [&](xmlNsPtr ns) {
+        return std::find(declared.begin(), declared.end(), ns) != declared.end() ||
+               (ns->href != nullptr && xmlStrEqual(ns->href, XML_XML_NAMESPACE));
+    };
+    std::vector<xmlNodePtr> todo{top};
+    std::vector<xmlNodePtr> elements;
+    while (!todo.empty()) {
+        xmlNodePtr n = todo.back();
+        todo.pop_back();
+        elements.push_back(n);
+        for (xmlNsPtr ns = n->nsDef; ns != nullptr; ns = ns->next) declared.push_back(ns);
+        for (xmlNodePtr c = n->children; c != nullptr; c = c->next)
+            if (c->type == XML_ELEMENT_NODE) todo.push_back(c);
+    }
+    for (xmlNodePtr n : elements) {
+        if (n->ns == nullptr || !ok(n->ns)) return false;
+        for (xmlAttrPtr a = n->properties; a != nullptr; a = a->next)
+            if (a->ns != nullptr && !ok(a->ns)) return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+// The parsed text with the new signature written in just before its parent's end tag: the
+// bytes the earlier signers sent stay as they were (declaration, quoting, character
+// references), and only the new subtree is serialised. It reads back as the tree that was
+// signed because the tree differs from the parsed text by that one insertion, made as the
+// parent's last child, and the subtree brings its own namespace declarations. Anything else
+// (an offset that is not the parent's end tag, a subtree that needs namespaces from outside,
+// a second insertion) answers nullopt and the whole tree is written out instead.
+std::optional<std::string> Document::Impl::spliced() const {
+    if (inserted == nullptr || !spliceable || source.empty()) return std::nullopt;
+    xmlNodePtr parent = inserted->parent;
+    if (parent == nullptr || parent->last != inserted) return std::nullopt;
+    std::size_t end = 0;
+    for (const auto& [node, offset] : end_tags)
+        if (node == parent) end = offset;
+    if (end < 4 || end > source.size() || source[end - 1] != '>') return std::nullopt;
+    const std::size_t lt = source.rfind('<', end - 1);
+    if (lt == std::string::npos) return std::nullopt;
+    std::string qname;
+    if (parent->ns != nullptr && parent->ns->prefix != nullptr)
+        qname.append(reinterpret_cast<const char*>(parent->ns->prefix)).push_back(':');
+    qname.append(reinterpret_cast<const char*>(parent->name));
+    const auto blank = [&](std::size_t from, std::size_t to) {
+        for (std::size_t i = from; i < to; ++i)
+            if (source[i] != ' ' && source[i] != '\t' && source[i] != '\n' && source[i] != '\r')
+                return false;
+        return true;
+    };
+    // "</qname S?>": the new signature goes in front of it. "<qname .../>" (no attribute
+    // value holds a '<', so lt is its start): it becomes "<qname ...>", signature, "</qname>".
+    const bool empty_tag = source[lt + 1] != '/';
+    if (empty_tag) {
+        if (parent->children != inserted || source[end - 2] != '/' ||
+            source.compare(lt + 1, qname.size(), qname) != 0)
+            return std::nullopt;
+        const char after = source[lt + 1 + qname.size()];
+        if (after != '/' && !blank(lt + 1 + qname.size(), lt + 2 + qname.size()))
+            return std::nullopt;
+    } else if (source.compare(lt + 2, qname.size(), qname) != 0 ||
+               !blank(lt + 2 + qname.size(), end - 1)) {
+        return std::nullopt;
+    }
+    if (!self_contained(inserted)) return std::nullopt;
+
+    Buffer buf(xmlBufferCreateSize(16 * 1024));
+    if (!buf) throw Error::internal("serialising the signature failed: out of memory");
+    xmlSaveCtxtPtr save = xmlSaveToBuffer(buf.get(), "UTF-8", 0);
+    if (save == nullptr) throw Error::internal("serialising the signature failed");
+    const long rc = xmlSaveTree(save, inserted);
+    if (xmlSaveClose(save) < 0 || rc < 0) throw Error::internal("serialising the signature failed");
+    const std::string_view tree(reinterpret_cast<const char*>(xmlBufferContent(buf.get())),
+                                static_cast<std::size_t>(xmlBufferLength(buf.get())));
+    std::string out;
+    out.reserve(source.size() + tree.size() + qname.size() + 3);
+    if (empty_tag)
+        out.append(source, 0, end - 2)
+            .append(">")
+            .append(tree)
+            .append("</")
+            .append(qname)
+            .append(">");
+    else
+        out.append(source, 0, lt).append(tree);
+    out.append(source, empty_tag ? end : lt, std::string::npos);
+    return out;
+}
+
 std::string Document::serialize() const {
+    if (auto out = impl_->spliced()) return std::move(*out);
     // xmlSaveToBuffer into a buffer sized for the output up front: xmlDocDumpMemoryEnc grows
     // its buffer from 4 KB and passes everything through a UTF-8 to UTF-8 converter, a third
     // more time for a fully signed record. Same bytes (declaration, encoding, escaping).
-    struct BufferFree {
-        void operator()(xmlBufferPtr b) const noexcept { xmlBufferFree(b); }
-    };
     const std::size_t guess = impl_->parsed_size + 16 * 1024;  // + a signature or two
-    std::unique_ptr<xmlBuffer, BufferFree> buf(
-        xmlBufferCreateSize(std::min<std::size_t>(guess, INT_MAX / 2)));
+    Buffer buf(xmlBufferCreateSize(std::min<std::size_t>(guess, INT_MAX / 2)));
     if (!buf) throw Error::internal("serialising the document failed: out of memory");
     xmlSaveCtxtPtr save = xmlSaveToBuffer(buf.get(), "UTF-8", 0);
     if (save == nullptr) throw Error::internal("serialising the document failed");

@@ -125,8 +125,10 @@ class Document {
                                   std::optional<std::string_view> subject, const Signer& signer,
                                   std::chrono::system_clock::time_point signing_time);
 
-    // UTF-8 with an XML declaration. Only new nodes are added by add_signature; what earlier
-    // signatures cover serialises to the same canonical bytes.
+    // UTF-8. After one add_signature: the parsed text, byte for byte, with the new signature
+    // written in before its parent's end tag. Otherwise (or where that cannot be done safely,
+    // see Impl::spliced) the whole tree, with an XML declaration. Only new nodes are added by
+    // add_signature; what earlier signatures cover reads back to the same canonical bytes.
     std::string serialize() const;
 
     struct Impl;

@@ -25,6 +25,7 @@ struct ParseState {
     std::optional<long> line;
     std::string first_error;  // libxml2's first error message
     std::optional<long> first_error_line;
+    EndTags* ends = nullptr;
 };
 
 ParseState* state_of(void* ctx) {
@@ -81,7 +82,19 @@ void on_start_element(void* ctx, const xmlChar* localname, const xmlChar* prefix
 
 void on_end_element(void* ctx, const xmlChar* localname, const xmlChar* prefix,
                     const xmlChar* URI) {
-    --state_of(ctx)->depth;
+    ParseState* st = state_of(ctx);
+    --st->depth;
+    if (st->ends != nullptr) {
+        // Called once the tag's '>' is consumed, before SAX2 pops the element off ctxt->node.
+        auto* ctxt = static_cast<xmlParserCtxtPtr>(ctx);
+        const std::string_view name(reinterpret_cast<const char*>(localname));
+        for (std::string_view wanted : st->ends->names)
+            if (name == wanted && ctxt->node != nullptr && ctxt->input != nullptr) {
+                const auto offset = static_cast<std::size_t>(ctxt->input->consumed) +
+                                    static_cast<std::size_t>(ctxt->input->cur - ctxt->input->base);
+                st->ends->at.emplace_back(ctxt->node, offset);
+            }
+    }
     xmlSAX2EndElementNs(ctx, localname, prefix, URI);
 }
 
@@ -123,6 +136,11 @@ int safe_parse_options() noexcept {
 }
 
 XmlDoc parse_xml(std::string_view xml, const Limits& limits) {
+    EndTags none;
+    return parse_xml(xml, limits, none);
+}
+
+XmlDoc parse_xml(std::string_view xml, const Limits& limits, EndTags& ends) {
     detail::init_xmlsec();
     if (xml.size() > limits.max_bytes)
         throw Error::document_too_large(static_cast<long long>(xml.size()),
@@ -147,6 +165,7 @@ XmlDoc parse_xml(std::string_view xml, const Limits& limits) {
     ParseState st;
     st.max_depth = limits.max_depth;
     st.max_nodes = limits.max_nodes;
+    if (!ends.names.empty()) st.ends = &ends;
     ctxt->_private = &st;
     xmlCtxtUseOptions(ctxt.get(), safe_parse_options());
     // After UseOptions, which may reset handlers: ours wrap SAX2's tree builder.

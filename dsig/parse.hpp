@@ -6,6 +6,8 @@
 
 #include <cstddef>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace hbsd::dsig {
 
@@ -50,6 +52,16 @@ class XmlDoc {
 // ourselves), more than limits.max_nodes nodes (stopped when the limit is passed). The
 // document is not yet checked against the profile.
 XmlDoc parse_xml(std::string_view xml, const Limits& limits);
+
+// Where in the parsed text the elements with one of `names` (local names) end: the byte offset
+// just past the '>' of their end tag (or of "/>" for an empty-element tag), as the parser saw
+// it. Lets Document::serialize write a signature into the original text instead of writing
+// the whole tree out again.
+struct EndTags {
+    std::vector<std::string_view> names;
+    std::vector<std::pair<xmlNodePtr, std::size_t>> at;
+};
+XmlDoc parse_xml(std::string_view xml, const Limits& limits, EndTags& ends);
 
 // The parser options every document gets (exposed for tests): NONET, NO DTD load/attr,
 // no entity substitution, no XInclude, no HUGE.

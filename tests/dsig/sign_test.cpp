@@ -146,3 +146,69 @@ TEST_CASE("subtree C14N gives the bytes of xmlsec's whole-document C14N") {
     }
     dsig::detail::set_subtree_c14n(true);
 }
+
+namespace {
+
+bool valid_everywhere(const std::string& xml, std::size_t count) {
+    auto doc = dsig::Document::parse(xml);
+    const auto& sigs = doc.report().signatures;
+    if (sigs.size() != count) return false;
+    for (const auto& s : sigs)
+        if (!s.valid || !s.in_order) return false;
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("a new signature is written into the text the signer sent, which stays as it was") {
+    const std::string input = hand_written();
+    auto doc = dsig::Document::parse(input);
+    doc.add_signature(Stage::subject_teacher, kYear, "TOAN",
+                      stage_signer(Stage::subject_teacher, "TOAN"), fixed_time());
+    const std::string out = doc.serialize();
+
+    // Everything before and after the new ds:Signature is the input, byte for byte; it sits
+    // just before TOAN's </MonHoc>. (Writing the tree out would have normalised all four.)
+    const std::string sig = signature_text(out, sig_id(Stage::subject_teacher, kYear, "TOAN"));
+    const std::size_t at = out.find(sig);
+    REQUIRE(at != std::string::npos);
+    CHECK(out.size() == input.size() + sig.size());
+    CHECK(out.compare(0, at, input, 0, at) == 0);
+    CHECK(out.compare(at + sig.size(), std::string::npos, input, at, std::string::npos) == 0);
+    CHECK(input.compare(at, 9, "</MonHoc>") == 0);
+    CHECK(input.rfind("Ma=\"TOAN\"", at) > input.rfind("<MonHoc ", at) - 1);
+    CHECK(out.starts_with("<?xml version='1.0' encoding='utf-8'?>\r\n"));
+    CHECK(out.find("Ten='To&#225;n'") != std::string::npos);
+    CHECK(valid_everywhere(out, 1));
+
+    // The other subjects, then the homeroom teacher into the empty-element <ChuKy/>; each
+    // on a fresh parse of the last output, as hbsd signs them.
+    std::string xml = out;
+    for (const auto& s : kSubjects) {
+        if (s == "TOAN") continue;
+        auto d = dsig::Document::parse(xml);
+        d.add_signature(Stage::subject_teacher, kYear, s, stage_signer(Stage::subject_teacher, s),
+                        fixed_time());
+        xml = d.serialize();
+    }
+    auto d = dsig::Document::parse(xml);
+    d.add_signature(Stage::homeroom_teacher, kYear, std::nullopt,
+                    stage_signer(Stage::homeroom_teacher), fixed_time());
+    const std::string with_gvcn = d.serialize();
+    const std::string gvcn = signature_text(with_gvcn, sig_id(Stage::homeroom_teacher));
+    CHECK(with_gvcn == replace_once(xml, "<ChuKy/>", "<ChuKy>" + gvcn + "</ChuKy>"));
+    CHECK(valid_everywhere(with_gvcn, kSubjects.size() + 1));
+}
+
+TEST_CASE("a Document given two new signatures is written out whole, and verifies") {
+    auto doc = dsig::Document::parse(hand_written());
+    doc.add_signature(Stage::subject_teacher, kYear, "TOAN",
+                      stage_signer(Stage::subject_teacher, "TOAN"), fixed_time());
+    doc.add_signature(Stage::subject_teacher, kYear, kSubjects[1],
+                      stage_signer(Stage::subject_teacher, kSubjects[1]), fixed_time());
+    const std::string out = doc.serialize();
+    CHECK(out.starts_with(R"(<?xml version="1.0" encoding="UTF-8"?>)"
+                          "\n"));
+    CHECK(out.find('\r') == std::string::npos);
+    CHECK(valid_everywhere(out, 2));
+}

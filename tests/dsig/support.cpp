@@ -169,6 +169,34 @@ std::string sign_year(const std::string& xml, const std::string& year,
     return doc.serialize();
 }
 
+std::string sign_year_by_requests(const std::string& xml, const std::string& year) {
+    using dsig::Stage;
+    std::string out = xml;
+    const std::vector<std::string> subjects = dsig::Document::parse(xml).year(year)->subjects;
+    auto one = [&](Stage st, std::optional<std::string> subject) {
+        auto doc = dsig::Document::parse(out);
+        policies::check_order(doc, st, year, subject);
+        doc.add_signature(st, year, subject, stage_signer(st, subject.value_or("")), fixed_time());
+        out = doc.serialize();
+    };
+    for (const auto& s : subjects) one(Stage::subject_teacher, s);
+    for (Stage st : {Stage::homeroom_teacher, Stage::principal, Stage::school})
+        one(st, std::nullopt);
+    return out;
+}
+
+std::string hand_written() {
+    std::string xml = replace_once(fixture(), R"(<?xml version="1.0" encoding="UTF-8"?>)",
+                                   "<?xml version='1.0' encoding='utf-8'?>");
+    xml = replace_once(xml, "Ten=\"To\xC3\xA1n\"", "Ten='To&#225;n'");
+    std::string crlf;
+    for (char c : xml) {
+        if (c == '\n') crlf += '\r';
+        crlf += c;
+    }
+    return crlf;
+}
+
 const std::string& fully_signed() {
     static const std::string s = sign_year(fixture(), kYear);
     return s;

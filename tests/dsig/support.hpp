@@ -36,6 +36,11 @@ std::chrono::system_clock::time_point fixed_time();  // 2025-05-30T08:00:00Z
 std::string sign_year(const std::string& xml, const std::string& year,
                       std::optional<dsig::Stage> stop_before = std::nullopt,
                       const std::string& skip_subject = {});
+// The same, one stage per request as hbsd signs: each on a fresh parse of the last output.
+std::string sign_year_by_requests(const std::string& xml, const std::string& year);
+// The fixture as a signer's tool might write it, in ways a serialiser would not: single
+// quotes, lower-case encoding name, CRLF line ends, a character reference.
+std::string hand_written();
 // The fixture signed through all four stages (cached).
 const std::string& fully_signed();
 // `xml` with a copy of the fixture's year, as year 2025-2026 (new Ids, class 7A1), appended.

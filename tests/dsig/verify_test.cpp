@@ -1,10 +1,10 @@
 // Verification is profile-driven: what breaks a signature, and what Sign refuses after it.
 #include <algorithm>
 
-#include "tests/support/catch.hpp"
 #include "dsig/document.hpp"
 #include "policies/order.hpp"
 #include "support.hpp"
+#include "tests/support/catch.hpp"
 
 using namespace hbsd;
 using namespace hbsd::test;

@@ -234,7 +234,8 @@ json::object sign_one(Services& s, Request& r, const std::string& session, const
         if (w.subject) c.detail = "subject " + *w.subject;
         if (method_name(r) != kSignMethod)
             c.detail = method_name(r) + " item" + (c.detail ? ", " + *c.detail : std::string());
-        seq = s.store->commit_signature(c);
+        std::string after_sha;
+        seq = s.store->commit_signature(c, &after_sha);
         store::AuditInput logged;
         logged.uid = c.uid;
         logged.method = c.method;
@@ -242,7 +243,7 @@ json::object sign_one(Services& s, Request& r, const std::string& session, const
         logged.role = c.role;
         logged.fingerprint = c.fingerprint;
         logged.document_before = c.document_before_sha;
-        logged.document_after = store::sha256_hex(out);
+        logged.document_after = after_sha.empty() ? store::sha256_hex(out) : std::move(after_sha);
         logged.detail = c.detail;
         log_audit(seq, logged);
     } else {

@@ -8,7 +8,7 @@
 
 namespace hbsd::store {
 
-std::int64_t Store::commit_signature(const SignatureCommit& c) {
+std::int64_t Store::commit_signature(const SignatureCommit& c, std::string* document_after_sha) {
     if (c.record.empty()) throw Error::internal("commit_signature: empty record");
     if (c.school.empty()) throw Error::internal("commit_signature: empty school");
     if (c.year.empty()) throw Error::internal("commit_signature: empty year");
@@ -93,6 +93,7 @@ std::int64_t Store::commit_signature(const SignatureCommit& c) {
     }
 
     tx.commit();
+    if (document_after_sha != nullptr) *document_after_sha = after_sha;
     return seq;
 }
 

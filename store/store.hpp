@@ -248,8 +248,10 @@ class Store {
     // (or InvalidParameter("request_id") if it was a different request). Because the policy
     // ran before the token signed, the year lock and record state are checked again inside
     // the transaction: PolicyViolation year_locked / record_revoked / record_transferred, and
-    // nothing is written.
-    std::int64_t commit_signature(const SignatureCommit& commit);
+    // nothing is written. `document_after_sha`, if given, receives the archive's hex SHA-256 of
+    // document_after when this call wrote it (left unchanged for a twin).
+    std::int64_t commit_signature(const SignatureCommit& commit,
+                                  std::string* document_after_sha = nullptr);
 
     // -- archive
     // The signed document that audit entry `seq` produced (its document_after), if archived.

@@ -46,8 +46,10 @@ TEST_CASE("commit_signature writes archive, record, audit, index and idempotency
     const auto c = commit("req-1", "one");
     REQUIRE_FALSE(s.replay(1000, "req-1", "Sign", c.request_hash));
 
-    const auto seq = s.commit_signature(c);
+    std::string after_sha;
+    const auto seq = s.commit_signature(c, &after_sha);
     CHECK(seq == 1);
+    CHECK(after_sha == sha256_hex(c.document_after));  // what the audit entry names
 
     auto entries = s.list_audit();
     REQUIRE(entries.size() == 1);
@@ -85,7 +87,9 @@ TEST_CASE("commit_signature writes archive, record, audit, index and idempotency
         CHECK(stored->document == c.document_after);
         CHECK(s.lookup(1000, "req-1")->request_hash == c.request_hash);
         // A twin that passed replay() before the first committed writes nothing either.
-        CHECK(s.commit_signature(c) == seq);
+        std::string twin_sha = "untouched";
+        CHECK(s.commit_signature(c, &twin_sha) == seq);
+        CHECK(twin_sha == "untouched");
         CHECK(s.list_audit().size() == 1);
     }
     SECTION("a repeat with a different request is refused") {

@@ -109,6 +109,7 @@ Daemon::Daemon(DaemonOptions options) : dir_(make_temp_dir("hbsd-daemon-")) {
     fs::create_directories(dir_ / "anchors");
     fs::create_directories(dir_ / "state");
     if (options.trust_test_ca) fs::copy_file(pki_dir() / "ca.pem", dir_ / "anchors" / "ca.pem");
+    if (options.prepare_token) options.prepare_token(dir_);
 
     write_file(dir_ / "hbsd.toml", config_text(options));
 
@@ -242,6 +243,15 @@ std::string Daemon::key_uri(const std::string& label) {
     auto it = keys_.find(label);
     if (it == keys_.end()) throw std::runtime_error("no key " + label);
     return it->second;
+}
+
+void pkcs11_tool(const fs::path& dir, const std::string& args) {
+    const fs::path out = dir / "pkcs11-tool.out";
+    const std::string command = "SOFTHSM2_CONF=" + quote(dir / "softhsm2.conf") +
+                                " pkcs11-tool --module " + quote(HBSD_SOFTHSM2_MODULE) +
+                                " --token-label hbsd-test --login --pin " + kPin + " " + args;
+    if (std::system((command + " >" + quote(out) + " 2>&1").c_str()) != 0)
+        throw std::runtime_error("failed: " + command + "\n" + read_file(out));
 }
 
 std::string as_uid(uid_t uid, const std::function<std::string()>& fn) {

@@ -60,6 +60,9 @@ struct DaemonOptions {
     std::map<std::string, std::string> env;
     // TOML appended to the config file (e.g. [[token_mapping]] tables).
     std::string extra_config;
+    // Runs before hbsd starts, with the directory of this daemon's own SoftHSM2 installation
+    // (see pkcs11_tool): objects a test adds there are on the token from hbsd's first look.
+    std::function<void(const fs::path& dir)> prepare_token;
 
     DaemonOptions& limit(const std::string& key, long long value) {
         limits[key] = value;
@@ -83,6 +86,10 @@ struct DaemonOptions {
     }
     DaemonOptions& with_faults() {
         fault_module = true;
+        return *this;
+    }
+    DaemonOptions& with_token(std::function<void(const fs::path& dir)> prepare) {
+        prepare_token = std::move(prepare);
         return *this;
     }
 };
@@ -122,6 +129,10 @@ class Daemon {
     std::string token_uri_;
     std::map<std::string, std::string> keys_;
 };
+
+// pkcs11-tool, logged in with kPin, on the token "hbsd-test" of the SoftHSM2 installation in
+// `dir` (a Daemon's dir(), as prepare_token gets it); throws with its output if it fails.
+void pkcs11_tool(const fs::path& dir, const std::string& args);
 
 // Runs `fn` in a forked child that drops to `uid` (and its gid, no supplementary groups)
 // BEFORE connecting, so SO_PEERCRED sees that uid. Returns what fn returned (a short string).

@@ -163,7 +163,9 @@ TEST_CASE("systemd: READY, WATCHDOG from the event loop, STOPPING") {
     const fs::path notify = fs::path(tmpl) / "notify.sock";
     NotifySocket ns(notify);
     // WatchdogSec=1s: the daemon must feed it about every 500 ms.
-    Daemon d(DaemonOptions().setenv("NOTIFY_SOCKET", notify.string()).setenv("WATCHDOG_USEC", "1000000"));
+    Daemon d(DaemonOptions()
+                 .setenv("NOTIFY_SOCKET", notify.string())
+                 .setenv("WATCHDOG_USEC", "1000000"));
     auto first = ns.drain(2200ms);
     CHECK(count(first, "READY=1") == 1);
     CHECK(count(first, "WATCHDOG=1") >= 3);
@@ -179,18 +181,21 @@ TEST_CASE("systemd: SIGHUP reloads the trust anchors") {
     const auto anchors = d.dir() / "anchors";
     const std::string other = (anchors / "other.pem").string();
     REQUIRE(std::system(("openssl req -x509 -newkey rsa:2048 -nodes -keyout /dev/null -subj "
-                         "'/CN=Unrelated Root' -days 2 -out '" + other + "' 2>/dev/null").c_str()) == 0);
+                         "'/CN=Unrelated Root' -days 2 -out '" +
+                         other + "' 2>/dev/null")
+                            .c_str()) == 0);
     fs::rename(anchors / "ca.pem", d.dir() / "ca.pem.away");
 
     auto c = d.client();
-    const std::string session(c.call(std::string(kSigner) + "OpenSession",
-                                     {{"token", d.token_uri()}, {"pin", kPin}})
-                                  .at("session")
-                                  .as_string());
+    const std::string session(
+        c.call(std::string(kSigner) + "OpenSession", {{"token", d.token_uri()}, {"pin", kPin}})
+            .at("session")
+            .as_string());
     auto sign = [&] {
         return outcome([&] {
-            c.call(std::string(kSigner) + "Sign",
-                   sign_params(session, d.key_uri("gvbm-TOAN"), "subject_teacher", fixture(), "TOAN"));
+            c.call(
+                std::string(kSigner) + "Sign",
+                sign_params(session, d.key_uri("gvbm-TOAN"), "subject_teacher", fixture(), "TOAN"));
         });
     };
     CHECK(sign() == "ok");  // nothing reloaded yet: the test CA is still in force

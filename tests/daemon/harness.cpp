@@ -124,7 +124,8 @@ Daemon::Daemon(DaemonOptions options) : dir_(make_temp_dir("hbsd-daemon-")) {
         const int log = ::open((dir_ / "hbsd.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         ::dup2(log, 1);
         ::dup2(log, 2);
-        ::execl(HBSD_BINARY, "hbsd", "--config", (dir_ / "hbsd.toml").c_str(), "--verbose",
+        const char* verbose = options.log_level ? nullptr : "--verbose";
+        ::execl(HBSD_BINARY, "hbsd", "--config", (dir_ / "hbsd.toml").c_str(), verbose,
                 static_cast<char*>(nullptr));
         ::_exit(127);
     }
@@ -146,6 +147,7 @@ std::string Daemon::config_text(const DaemonOptions& options) const {
     cfg << "state_dir = \"" << options.state_dir.value_or((dir_ / "state").string()) << "\"\n";
     if (options.trust_test_ca) cfg << "trust_anchors = \"" << (dir_ / "anchors").string() << "\"\n";
     cfg << "registry_checks = " << (options.registry ? "true" : "false") << "\n";
+    if (options.log_level) cfg << "log_level = \"" << *options.log_level << "\"\n";
     if (!options.crl_files.empty()) {
         cfg << "crl_files = [";
         for (const auto& f : options.crl_files) cfg << "\"" << f << "\", ";

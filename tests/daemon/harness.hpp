@@ -60,6 +60,9 @@ struct DaemonOptions {
     std::map<std::string, std::string> env;
     // TOML appended to the config file (e.g. [[token_mapping]] tables).
     std::string extra_config;
+    // log_level of hbsd.toml. Set, hbsd also starts without --verbose (which would log debug
+    // lines whatever the file says); unset, the file has none and hbsd runs with --verbose.
+    std::optional<std::string> log_level;
     // Runs before hbsd starts, with the directory of this daemon's own SoftHSM2 installation
     // (see pkcs11_tool): objects a test adds there are on the token from hbsd's first look.
     std::function<void(const fs::path& dir)> prepare_token;
@@ -86,6 +89,10 @@ struct DaemonOptions {
     }
     DaemonOptions& with_faults() {
         fault_module = true;
+        return *this;
+    }
+    DaemonOptions& with_log_level(const std::string& level) {
+        log_level = level;
         return *this;
     }
     DaemonOptions& with_token(std::function<void(const fs::path& dir)> prepare) {

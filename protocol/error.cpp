@@ -1,7 +1,7 @@
 #include "protocol/error.hpp"
 
-#include <boost/json/serialize.hpp>
 #include <openssl/rand.h>
+#include <boost/json/serialize.hpp>
 
 #include <array>
 #include <cstdio>
@@ -88,13 +88,17 @@ Error Error::token_not_found(std::string_view token) {
 Error Error::token_not_present(std::string_view token) {
     return {Errc::TokenNotPresent, {{"token", token}}};
 }
-Error Error::key_not_found(std::string_view key) { return {Errc::KeyNotFound, {{"key", key}}}; }
+Error Error::key_not_found(std::string_view key) {
+    return {Errc::KeyNotFound, {{"key", key}}};
+}
 Error Error::pin_incorrect(std::optional<long> retries_left) {
     boost::json::object p;
     if (retries_left) p["retries_left"] = *retries_left;
     return {Errc::PinIncorrect, std::move(p)};
 }
-Error Error::pin_locked() { return {Errc::PinLocked, {}}; }
+Error Error::pin_locked() {
+    return {Errc::PinLocked, {}};
+}
 Error Error::session_not_found(std::string_view session) {
     return {Errc::SessionNotFound, {{"session", session}}};
 }

@@ -1,8 +1,7 @@
 // Sessions, Sign, SignBatch and Verify against a real SoftHSM2 token through the real daemon.
 #include "harness.hpp"
+#include "protocol/hex.hpp"
 #include "tests/support/catch.hpp"
-
-#include <openssl/evp.h>
 
 #include <thread>
 
@@ -40,19 +39,6 @@ std::string sig_id(const char* stage, const std::string& record, const char* sub
 
 std::int64_t signatures_made(protocol::Client& c) {
     return c.call(M("Status")).at("signatures").as_int64();
-}
-
-std::string sha256_hex(const std::string& text) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    REQUIRE(EVP_Digest(text.data(), text.size(), md, &len, EVP_sha256(), nullptr) == 1);
-    std::string out;
-    for (unsigned i = 0; i < len; ++i) {
-        char b[3];
-        std::snprintf(b, sizeof b, "%02x", md[i]);
-        out += b;
-    }
-    return out;
 }
 
 // Sign with `key_label` as TOAN's subject teacher must be refused as PolicyViolation wrong_key

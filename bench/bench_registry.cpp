@@ -31,10 +31,11 @@
 #include "hsm/token_manager.hpp"
 #include "policies/order.hpp"
 #include "policies/registry.hpp"
+#include "protocol/hex.hpp"
 #include "store/store.hpp"
-#include "store/text.hpp"
 
 namespace fs = std::filesystem;
+using hbsd::sha256_hex;
 using hbsd::bench::kPin;
 using hbsd::bench::kToken;
 using hbsd::bench::kYear;
@@ -42,7 +43,6 @@ using hbsd::bench::rate;
 using hbsd::bench::Rate;
 using hbsd::bench::read_file;
 using hbsd::dsig::Stage;
-using hbsd::store::sha256_hex;
 
 namespace {
 

@@ -4,7 +4,7 @@
 // and hbsctl never has to read the database itself.
 #include "daemon/handlers.hpp"
 #include "daemon/handlers_admin_support.hpp"
-#include "store/text.hpp"
+#include "protocol/hex.hpp"
 
 #include <boost/json.hpp>
 
@@ -55,7 +55,7 @@ json::object get_archived(Services& s, Request& r) {
     auto doc = the_store(s).archived_document(seq);
     if (!doc) throw Error::invalid_parameter("seq");
     std::string text(doc->begin(), doc->end());
-    std::string sha = store::sha256_hex(text);
+    std::string sha = sha256_hex(text);
     return {{"document", std::move(text)}, {"sha256", std::move(sha)}};
 }
 

@@ -14,7 +14,7 @@
 #include "daemon/openssl_handles.hpp"
 #include "policies/order.hpp"
 #include "policies/registry.hpp"
-#include "store/text.hpp"
+#include "protocol/hex.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -109,7 +109,7 @@ std::string request_digest(const What& w, std::string_view document) {
     unsigned len = 0;
     if (EVP_DigestFinal_ex(ctx.get(), md.data(), &len) != 1)
         throw Error::internal("EVP_DigestFinal_ex");
-    return store::to_hex(md);
+    return to_hex(md);
 }
 
 // "Sign" or "SignBatch", for refusals.
@@ -159,7 +159,7 @@ store::AuditInput refusal_context(const What& w, const std::string& document,
     a.role = std::string(dsig::to_string(w.stage));
     if (kc) a.fingerprint = kc->key.fingerprint;
     try {
-        a.document_before = store::sha256_hex(document);
+        a.document_before = sha256_hex(document);
     } catch (...) {
     }
     if (w.subject) a.detail = "subject " + *w.subject;
@@ -221,7 +221,7 @@ json::object sign_one(Services& s, Request& r, const std::string& session, const
         c.request_id = request_id;
         c.method = std::string(kSignMethod);
         c.request_hash = digest;
-        c.document_before_sha = store::sha256_hex(document);
+        c.document_before_sha = sha256_hex(document);
         c.document_after.assign(out.begin(), out.end());
         c.record = record;
         c.school = year_report.school;
@@ -243,7 +243,7 @@ json::object sign_one(Services& s, Request& r, const std::string& session, const
         logged.role = c.role;
         logged.fingerprint = c.fingerprint;
         logged.document_before = c.document_before_sha;
-        logged.document_after = after_sha.empty() ? store::sha256_hex(out) : std::move(after_sha);
+        logged.document_after = after_sha.empty() ? sha256_hex(out) : std::move(after_sha);
         logged.detail = c.detail;
         log_audit(seq, logged);
     } else {

@@ -2,7 +2,7 @@
 
 #include "daemon/openssl_handles.hpp"
 #include "protocol/error.hpp"
-#include "store/text.hpp"
+#include "protocol/hex.hpp"
 
 #include <openssl/rand.h>
 
@@ -14,7 +14,7 @@ std::string random_hex_128() {
     std::array<unsigned char, 16> r{};
     if (RAND_bytes(r.data(), static_cast<int>(r.size())) != 1)
         throw Error::internal("RAND_bytes failed");
-    return store::to_hex(r);
+    return to_hex(r);
 }
 
 SessionTable::Opened SessionTable::open(uid_t uid, hsm::Login login, std::chrono::seconds ttl,

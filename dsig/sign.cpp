@@ -9,6 +9,7 @@
 #include "dsig/xades.hpp"
 #include "dsig/xmlsec.hpp"
 #include "protocol/error.hpp"
+#include "protocol/hex.hpp"
 
 namespace hbsd::dsig::detail {
 namespace {
@@ -155,7 +156,7 @@ Slot& sign_slot(Record& rec, Stage stage, std::size_t year, std::optional<std::s
     // xmlsec built every digest and our transform checked the value against the certificate.
     rep.valid = true;
     rep.certificate_der = cert.der;
-    rep.signature_value_sha256 = hex(sha256(state.signature));
+    rep.signature_value_sha256 = sha256_hex(state.signature);
     slot->checked = std::move(rep);
 
     auto pos = std::upper_bound(

@@ -7,6 +7,7 @@
 #include "dsig/transform.hpp"
 #include "dsig/xades.hpp"
 #include "dsig/xmlsec.hpp"
+#include "protocol/hex.hpp"
 
 namespace hbsd::dsig::detail {
 namespace {
@@ -129,7 +130,7 @@ SignatureReport check_signature(const Record& rec, const Slot& slot) {
     } else if (auto raw = unbase64(text(sv)); !raw || raw->empty()) {
         p.push_back("SignatureValue is not base64");
     } else {
-        r.signature_value_sha256 = hex(sha256(*raw));
+        r.signature_value_sha256 = sha256_hex(*raw);
     }
 
     // SignedInfo: exc-c14n, the method of the key, then the References.

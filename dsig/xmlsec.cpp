@@ -19,6 +19,7 @@
 #include "dsig/c14n.hpp"
 #include "dsig/transform.hpp"
 #include "protocol/error.hpp"
+#include "protocol/hex.hpp"
 
 namespace hbsd::dsig::detail {
 namespace {
@@ -77,17 +78,6 @@ std::string last_xmlsec_error() {
 
 void XmlCharDeleter::operator()(xmlChar* p) const noexcept {
     xmlFree(p);
-}
-
-std::string hex(std::span<const unsigned char> bytes) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string s;
-    s.reserve(bytes.size() * 2);
-    for (unsigned char b : bytes) {
-        s.push_back(digits[b >> 4]);
-        s.push_back(digits[b & 15]);
-    }
-    return s;
 }
 
 std::vector<unsigned char> sha256(std::span<const unsigned char> bytes) {
@@ -158,7 +148,7 @@ CertResult decode_certificate(std::span<const unsigned char> der) {
     }
     auto info = std::make_unique<CertInfo>();
     info->der.assign(der.begin(), der.end());
-    info->fingerprint = hex(sha256(der));
+    info->fingerprint = sha256_hex(der);
     {
         XmlString b64(xmlSecBase64Encode(der.data(), static_cast<xmlSecSize>(der.size()),
                                          xmlSecBase64GetDefaultLineSize()));

@@ -86,7 +86,6 @@ Key make_public_key(const CertInfo& info);
 // the key preset (so KeyInfo is never used to find a key and no chain is verified).
 DSigCtx make_dsig_ctx(Key key);
 
-std::string hex(std::span<const unsigned char> bytes);
 std::vector<unsigned char> sha256(std::span<const unsigned char> bytes);
 std::string base64(std::span<const unsigned char> bytes);  // one line
 // nullopt for malformed base64 (xmlsec's decoder).

@@ -3,12 +3,12 @@
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <openssl/sha.h>
 
 #include <algorithm>
 
 #include "hsm/errors.hpp"
 #include "hsm/uri.hpp"
+#include "protocol/hex.hpp"
 
 namespace hbsd::hsm {
 
@@ -55,23 +55,6 @@ PKCS11_TOKEN* token_of(detail::TokenState& token) {
     }
     return token.slot->token;
 }
-
-}  // namespace
-
-std::string sha256_hex(std::span<const unsigned char> data) {
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(data.data(), data.size(), digest);
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(2 * sizeof digest);
-    for (unsigned char b : digest) {
-        out += hex[b >> 4];
-        out += hex[b & 15];
-    }
-    return out;
-}
-
-namespace {
 
 // CKA_ALWAYS_AUTHENTICATE of the private key with this id and label, read on a session of our
 // own (libp11 0.4.12 does not expose it). A key it cannot find or read counts as false; its

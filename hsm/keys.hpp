@@ -30,7 +30,4 @@ std::vector<KeyInfo> load_key_list(detail::TokenState& token, bool logged_in);
 void attach_certificate(KeyInfo& key, std::span<const unsigned char> id,
                         const std::vector<CertificateObject>& certificates);
 
-// Lowercase hex SHA-256.
-std::string sha256_hex(std::span<const unsigned char> data);
-
 }  // namespace hbsd::hsm

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "protocol/error.hpp"
+#include "protocol/hex.hpp"
 #include "store/text.hpp"
 
 namespace hbsd::policies {
@@ -104,7 +105,7 @@ Registry::Registry(const store::Store& store, std::shared_ptr<const TrustStore> 
 }
 
 void Registry::check_signing(const SigningRequest& r, Clock::time_point now) const {
-    const std::string fp = store::sha256_hex(r.certificate_der);
+    const std::string fp = sha256_hex(r.certificate_der);
     const auto cert = store_.find_certificate(fp);
     if (!cert) throw Error::policy("not_registered", "certificate " + fp + " is not registered");
     if (cert->status == store::CertificateStatus::pending)
@@ -137,7 +138,7 @@ void Registry::check_signing(const SigningRequest& r, Clock::time_point now) con
 
 RegistryAssessment Registry::assess(const SigningRequest& r, Clock::time_point at) const {
     RegistryAssessment a;
-    const std::string fp = store::sha256_hex(r.certificate_der);
+    const std::string fp = sha256_hex(r.certificate_der);
 
     const auto t = trust_->check(r.certificate_der, at);
     a.trusted = t.ok();

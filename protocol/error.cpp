@@ -1,10 +1,11 @@
 #include "protocol/error.hpp"
 
-#include <boost/json/serialize.hpp>
+#include "protocol/hex.hpp"
+
 #include <openssl/rand.h>
+#include <boost/json/serialize.hpp>
 
 #include <array>
-#include <cstdio>
 #include <utility>
 
 namespace hbsd {
@@ -88,13 +89,17 @@ Error Error::token_not_found(std::string_view token) {
 Error Error::token_not_present(std::string_view token) {
     return {Errc::TokenNotPresent, {{"token", token}}};
 }
-Error Error::key_not_found(std::string_view key) { return {Errc::KeyNotFound, {{"key", key}}}; }
+Error Error::key_not_found(std::string_view key) {
+    return {Errc::KeyNotFound, {{"key", key}}};
+}
 Error Error::pin_incorrect(std::optional<long> retries_left) {
     boost::json::object p;
     if (retries_left) p["retries_left"] = *retries_left;
     return {Errc::PinIncorrect, std::move(p)};
 }
-Error Error::pin_locked() { return {Errc::PinLocked, {}}; }
+Error Error::pin_locked() {
+    return {Errc::PinLocked, {}};
+}
 Error Error::session_not_found(std::string_view session) {
     return {Errc::SessionNotFound, {{"session", session}}};
 }
@@ -117,9 +122,7 @@ Error Error::internal(std::string detail) {
     // A random reference ties the caller's report to the log line without revealing the cause.
     std::array<unsigned char, 6> r{};
     RAND_bytes(r.data(), static_cast<int>(r.size()));
-    char ref[16];
-    std::snprintf(ref, sizeof ref, "%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4], r[5]);
-    return {Errc::Internal, {{"reference", ref}}, std::move(detail)};
+    return {Errc::Internal, {{"reference", to_hex(r)}}, std::move(detail)};
 }
 Error Error::invalid_parameter(std::string_view parameter) {
     return {Errc::InvalidParameter, {{"parameter", parameter}}};

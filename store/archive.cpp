@@ -1,6 +1,7 @@
 // The archive: every signed output, kept by its SHA-256 (content-addressed, so a document
 // signed twice into identical bytes is stored once).
 #include "protocol/error.hpp"
+#include "protocol/hex.hpp"
 #include "store/impl.hpp"
 #include "store/text.hpp"
 

@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 
 #include "protocol/error.hpp"
+#include "protocol/hex.hpp"
 #include "store/impl.hpp"
 #include "store/text.hpp"
 

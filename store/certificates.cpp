@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "protocol/error.hpp"
+#include "protocol/hex.hpp"
 #include "store/impl.hpp"
 #include "store/text.hpp"
 

@@ -11,6 +11,7 @@
 
 #include "hsm/pcsc/handles.hpp"
 #include "protocol/error.hpp"
+#include "protocol/hex.hpp"
 
 namespace hbsd::hsm::pcsc {
 
@@ -57,17 +58,6 @@ std::string_view to_string(EventKind kind) noexcept {
             return "card_removed";
     }
     return "unknown";
-}
-
-std::string to_hex(const unsigned char* data, std::size_t size) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(size * 2);
-    for (std::size_t i = 0; i < size; ++i) {
-        out.push_back(digits[data[i] >> 4]);
-        out.push_back(digits[data[i] & 0x0F]);
-    }
-    return out;
 }
 
 struct Watcher::State {
@@ -204,7 +194,8 @@ struct Watcher::State {
         if (ev & (SCARD_STATE_UNKNOWN | SCARD_STATE_IGNORE)) return;  // gone: the next listing
         const bool present = (ev & SCARD_STATE_PRESENT) && !(ev & SCARD_STATE_UNAVAILABLE);
         const std::size_t atr_len = std::min<std::size_t>(rs.cbAtr, sizeof rs.rgbAtr);
-        std::string atr = present ? to_hex(rs.rgbAtr, atr_len) : std::string{};
+        std::string atr =
+            present ? to_hex(std::span<const unsigned char>(rs.rgbAtr, atr_len)) : std::string{};
         const bool first = k.state == SCARD_STATE_UNAWARE;
         const unsigned old_count = (k.state >> 16) & 0xFFFF, new_count = (ev >> 16) & 0xFFFF;
         const bool was_present = k.present;

@@ -82,7 +82,4 @@ class Watcher {
     std::unique_ptr<State> state_;
 };
 
-// Lowercase hex of bytes, the form ATRs take in events.
-std::string to_hex(const unsigned char* data, std::size_t size);
-
 }  // namespace hbsd::hsm::pcsc

@@ -1,9 +1,10 @@
 #include "harness.hpp"
 
+#include "tests/support/temp_dir.hpp"
+
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,21 +20,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-void run(const std::string& command) {
-    if (std::system(command.c_str()) != 0) throw std::runtime_error("failed: " + command);
-}
-
-std::string quote(const fs::path& p) {
-    return "'" + p.string() + "'";
-}
-
-fs::path make_temp_dir(const char* prefix) {
-    std::string pattern = (fs::temp_directory_path() / (std::string(prefix) + "XXXXXX")).string();
-    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    // Other uids (65534 in the access tests) must reach the socket inside.
-    ::chmod(pattern.c_str(), 0755);
-    return pattern;
-}
+// Other uids (65534 in the access tests) must reach the socket inside a daemon's directory.
+constexpr auto kReachable = fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                            fs::perms::others_read | fs::perms::others_exec;
 
 // The fixture's PKI and token, or (a test binary run by hand) a fresh pair for this process.
 struct Material {
@@ -45,7 +34,7 @@ const Material& material() {
         const fs::path base(HBSD_DAEMON_TEST_MATERIAL);
         if (fs::exists(base / "pki" / "people.tsv") && fs::exists(base / "token" / "softhsm2.conf"))
             return Material{base / "pki", base / "token"};
-        const fs::path d = make_temp_dir("hbsd-daemon-material-");
+        const fs::path d = make_temp_dir("hbsd-daemon-material-", kReachable);
         run(quote(fs::path(HBSD_TEST_SUPPORT_DIR) / "make-test-pki") + " " + quote(d / "pki") +
             " >/dev/null");
         run(quote(fs::path(HBSD_TEST_SUPPORT_DIR) / "make-softhsm-token") + " " +
@@ -101,7 +90,7 @@ std::string fixture_student(int n) {
     return doc;
 }
 
-Daemon::Daemon(DaemonOptions options) : dir_(make_temp_dir("hbsd-daemon-")) {
+Daemon::Daemon(DaemonOptions options) : dir_(make_temp_dir("hbsd-daemon-", kReachable)) {
     run("cp -a " + quote(token_template_dir() / "tokens") + " " + quote(dir_ / "tokens"));
     write_file(dir_ / "softhsm2.conf", "directories.tokendir = " + (dir_ / "tokens").string() +
                                            "\nobjectstore.backend = file\nlog.level = ERROR\n"
@@ -109,6 +98,7 @@ Daemon::Daemon(DaemonOptions options) : dir_(make_temp_dir("hbsd-daemon-")) {
     fs::create_directories(dir_ / "anchors");
     fs::create_directories(dir_ / "state");
     if (options.trust_test_ca) fs::copy_file(pki_dir() / "ca.pem", dir_ / "anchors" / "ca.pem");
+    if (options.prepare_token) options.prepare_token(dir_);
 
     write_file(dir_ / "hbsd.toml", config_text(options));
 
@@ -123,7 +113,8 @@ Daemon::Daemon(DaemonOptions options) : dir_(make_temp_dir("hbsd-daemon-")) {
         const int log = ::open((dir_ / "hbsd.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         ::dup2(log, 1);
         ::dup2(log, 2);
-        ::execl(HBSD_BINARY, "hbsd", "--config", (dir_ / "hbsd.toml").c_str(), "--verbose",
+        const char* verbose = options.log_level ? nullptr : "--verbose";
+        ::execl(HBSD_BINARY, "hbsd", "--config", (dir_ / "hbsd.toml").c_str(), verbose,
                 static_cast<char*>(nullptr));
         ::_exit(127);
     }
@@ -145,6 +136,7 @@ std::string Daemon::config_text(const DaemonOptions& options) const {
     cfg << "state_dir = \"" << options.state_dir.value_or((dir_ / "state").string()) << "\"\n";
     if (options.trust_test_ca) cfg << "trust_anchors = \"" << (dir_ / "anchors").string() << "\"\n";
     cfg << "registry_checks = " << (options.registry ? "true" : "false") << "\n";
+    if (options.log_level) cfg << "log_level = \"" << *options.log_level << "\"\n";
     if (!options.crl_files.empty()) {
         cfg << "crl_files = [";
         for (const auto& f : options.crl_files) cfg << "\"" << f << "\", ";
@@ -244,6 +236,15 @@ std::string Daemon::key_uri(const std::string& label) {
     return it->second;
 }
 
+void pkcs11_tool(const fs::path& dir, const std::string& args) {
+    const fs::path out = dir / "pkcs11-tool.out";
+    const std::string command = "SOFTHSM2_CONF=" + quote(dir / "softhsm2.conf") +
+                                " pkcs11-tool --module " + quote(HBSD_SOFTHSM2_MODULE) +
+                                " --token-label hbsd-test --login --pin " + kPin + " " + args;
+    if (std::system((command + " >" + quote(out) + " 2>&1").c_str()) != 0)
+        throw std::runtime_error("failed: " + command + "\n" + read_file(out));
+}
+
 std::string as_uid(uid_t uid, const std::function<std::string()>& fn) {
     int p[2];
     if (::pipe(p) != 0) throw std::runtime_error("pipe");
@@ -288,7 +289,7 @@ namespace {
 
 Run run_program(const char* path, const std::vector<std::string>& args, const std::string& input,
                 const std::optional<std::string>& pin_on_fd3) {
-    const fs::path d = make_temp_dir("hbsd-ctl-");
+    const fs::path d = make_temp_dir("hbsd-ctl-", kReachable);
     write_file(d / "in", input);
     int pin_pipe[2] = {-1, -1};
     if (pin_on_fd3) {

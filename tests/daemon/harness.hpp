@@ -60,6 +60,12 @@ struct DaemonOptions {
     std::map<std::string, std::string> env;
     // TOML appended to the config file (e.g. [[token_mapping]] tables).
     std::string extra_config;
+    // log_level of hbsd.toml. Set, hbsd also starts without --verbose (which would log debug
+    // lines whatever the file says); unset, the file has none and hbsd runs with --verbose.
+    std::optional<std::string> log_level;
+    // Runs before hbsd starts, with the directory of this daemon's own SoftHSM2 installation
+    // (see pkcs11_tool): objects a test adds there are on the token from hbsd's first look.
+    std::function<void(const fs::path& dir)> prepare_token;
 
     DaemonOptions& limit(const std::string& key, long long value) {
         limits[key] = value;
@@ -83,6 +89,14 @@ struct DaemonOptions {
     }
     DaemonOptions& with_faults() {
         fault_module = true;
+        return *this;
+    }
+    DaemonOptions& with_log_level(const std::string& level) {
+        log_level = level;
+        return *this;
+    }
+    DaemonOptions& with_token(std::function<void(const fs::path& dir)> prepare) {
+        prepare_token = std::move(prepare);
         return *this;
     }
 };
@@ -122,6 +136,10 @@ class Daemon {
     std::string token_uri_;
     std::map<std::string, std::string> keys_;
 };
+
+// pkcs11-tool, logged in with kPin, on the token "hbsd-test" of the SoftHSM2 installation in
+// `dir` (a Daemon's dir(), as prepare_token gets it); throws with its output if it fails.
+void pkcs11_tool(const fs::path& dir, const std::string& args);
 
 // Runs `fn` in a forked child that drops to `uid` (and its gid, no supplementary groups)
 // BEFORE connecting, so SO_PEERCRED sees that uid. Returns what fn returned (a short string).

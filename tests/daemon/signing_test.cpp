@@ -1,5 +1,6 @@
 // Sessions, Sign, SignBatch and Verify against a real SoftHSM2 token through the real daemon.
 #include "harness.hpp"
+#include "protocol/hex.hpp"
 #include "tests/support/catch.hpp"
 
 #include <thread>
@@ -38,6 +39,46 @@ std::string sig_id(const char* stage, const std::string& record, const char* sub
 
 std::int64_t signatures_made(protocol::Client& c) {
     return c.call(M("Status")).at("signatures").as_int64();
+}
+
+// Sign with `key_label` as TOAN's subject teacher must be refused as PolicyViolation wrong_key
+// saying `why`, and leave only what the contract allows ("Every error leaves the store, the
+// registry and the document unchanged"; handlers_sign.cpp audits a refusal with the
+// document's hash, never its body): one audit entry, denied, without a document after it and
+// with nothing archived under it, no record state, no signature counted.
+void check_wrong_key(Daemon& d, protocol::Client& c, const std::string& session,
+                     const std::string& key_label, const std::string& why) {
+    const std::string doc = fixture();
+    auto e = error_of([&] {
+        c.call(M("Sign"),
+               sign_params(session, d.key_uri(key_label), "subject_teacher", doc, "TOAN"));
+    });
+    CHECK(e.code() == Errc::PolicyViolation);
+    CHECK(e.parameters().at("reason").as_string() == "wrong_key");
+    CHECK(e.parameters().at("detail").as_string() == why);
+
+    const auto entries = c.call(M("GetAuditLog")).at("entries").as_array();
+    REQUIRE(entries.size() == 1);
+    const auto& entry = entries[0].as_object();
+    CHECK(entry.at("method").as_string() == "Sign");
+    CHECK(entry.at("outcome").as_string() == "denied");
+    CHECK(entry.at("role").as_string() == "subject_teacher");
+    CHECK(entry.at("document_before").as_string() == sha256_hex(doc));
+    CHECK(entry.at("document_after").is_null());
+    const std::string detail(entry.at("detail").as_string());
+    CHECK(detail.find("PolicyViolation") != std::string::npos);
+    CHECK(detail.find("wrong_key") != std::string::npos);
+    CHECK(detail.find("<HocBa") == std::string::npos);
+    CHECK(error_of([&] {
+              c.call("vn.hocbaso.SignerAdmin.GetArchived", {{"seq", entry.at("seq")}});
+          }).code() == Errc::InvalidParameter);
+    CHECK(error_of([&] {
+              c.call(M("GetRecord"), {{"record", kFixtureRecord}});
+          }).code() == Errc::RecordNotFound);
+    CHECK(signatures_made(c) == 0);
+    const auto audit = c.call(M("VerifyAuditLog"));
+    CHECK(audit.at("ok").as_bool());
+    CHECK(audit.at("entries").as_int64() == 1);
 }
 
 }  // namespace
@@ -145,6 +186,61 @@ TEST_CASE("signing: Verify judges trust against the configured anchors") {
     });
     CHECK(e.code() == Errc::PolicyViolation);
     CHECK(e.parameters().at("reason").as_string() == "untrusted_certificate");
+}
+
+TEST_CASE("signing: a key with no certificate beside it is refused as wrong_key") {
+    // An RSA key pair of its own on the daemon's token, and no certificate object with its id.
+    Daemon d(DaemonOptions().with_token([](const fs::path& dir) {
+        pkcs11_tool(dir, "--keypairgen --key-type rsa:2048 --id a1 --label no-certificate");
+    }));
+    auto c = d.client();
+    const auto session = open_session(d, c);
+    check_wrong_key(d, c, session, "no-certificate", "no certificate is stored beside the key");
+
+    // The same request with a key that has its certificate is signed and recorded: the refusal
+    // came from the key, not from the document or the session.
+    const auto r = c.call(M("Sign"), sign_params(session, d.key_uri("gvbm-TOAN"), "subject_teacher",
+                                                 fixture(), "TOAN"));
+    CHECK(r.at("audit_seq").as_int64() == 2);
+    CHECK(c.call(M("GetRecord"), {{"record", kFixtureRecord}})
+              .at("record")
+              .at("record")
+              .as_string() == kFixtureRecord);
+    CHECK(signatures_made(c) == 1);
+}
+
+TEST_CASE("signing: a key whose certificate holds neither an RSA nor an EC key is wrong_key") {
+    // An RSA key pair beside an Ed25519 certificate with the same id. With the registry on, as
+    // here, the certificate's trust is judged by the registry after the key is chosen, so the
+    // key type is what refuses it; without the registry the trust check comes first and
+    // refuses an Ed25519 certificate as untrusted_certificate (weak_key).
+    Daemon d(DaemonOptions().with_registry().with_token([](const fs::path& dir) {
+        const std::string key = (dir / "ed25519.key").string(),
+                          der = (dir / "ed25519.der").string();
+        REQUIRE(std::system(("openssl req -x509 -newkey ed25519 -nodes -keyout '" + key +
+                             "' -subj '/C=VN/O=94000123/CN=Ed25519 signer' -days 30 "
+                             "-outform DER -out '" +
+                             der + "' 2>/dev/null")
+                                .c_str()) == 0);
+        pkcs11_tool(dir, "--keypairgen --key-type rsa:2048 --id a2 --label ed25519-certificate");
+        pkcs11_tool(dir,
+                    "--write-object '" + der + "' --type cert --id a2 --label ed25519-certificate");
+    }));
+    auto c = d.client();
+    const auto session = open_session(d, c);
+    check_wrong_key(
+        d, c, session, "ed25519-certificate",
+        "the certificate beside the key is not valid DER, or its key is neither RSA nor EC");
+
+    // A key with its RSA certificate gets past the key to the registry (which has never heard
+    // of it): the refusal above was the key's.
+    auto e = error_of([&] {
+        c.call(M("Sign"),
+               sign_params(session, d.key_uri("gvbm-TOAN"), "subject_teacher", fixture(), "TOAN"));
+    });
+    CHECK(e.code() == Errc::PolicyViolation);
+    CHECK(e.parameters().at("reason").as_string() == "not_registered");
+    CHECK(signatures_made(c) == 0);
 }
 
 TEST_CASE("signing: SignBatch of a 40-student class with one bad record") {

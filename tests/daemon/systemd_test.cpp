@@ -1,11 +1,12 @@
 // hbsd under a service manager: READY/STOPPING/WATCHDOG notifications, and SIGHUP reloading
-// hbsd.toml (access rules, limits, trust anchors) without a restart, without dropping
+// hbsd.toml (access rules, limits, trust anchors, log_level) without a restart, without dropping
 // connections, sessions, running calls or watchers, and keeping everything on a bad file.
 #include "harness.hpp"
 #include "tests/cards/support.hpp"
 #include "tests/support/catch.hpp"
 
 #include <grp.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -155,6 +156,22 @@ std::string temp_dir() {
 
 constexpr const char* kDenied = "vn.hocbaso.Signer.PermissionDenied";
 
+// Connects, says nothing, and returns once hbsd has hung up on the idle connection.
+void idle_until_closed(Daemon& d) {
+    const auto fd = protocol::connect_unix(d.socket());
+    pollfd p{fd.get(), POLLIN, 0};
+    REQUIRE(::poll(&p, 1, 15000) == 1);
+    char c;
+    REQUIRE(::read(fd.get(), &c, 1) == 0);
+}
+
+// How often `what` stands in `log`.
+int occurrences(const std::string& log, const std::string& what) {
+    int n = 0;
+    for (auto pos = log.find(what); pos != std::string::npos; pos = log.find(what, pos + 1)) ++n;
+    return n;
+}
+
 }  // namespace
 
 TEST_CASE("systemd: READY, WATCHDOG from the event loop, STOPPING") {
@@ -163,7 +180,9 @@ TEST_CASE("systemd: READY, WATCHDOG from the event loop, STOPPING") {
     const fs::path notify = fs::path(tmpl) / "notify.sock";
     NotifySocket ns(notify);
     // WatchdogSec=1s: the daemon must feed it about every 500 ms.
-    Daemon d(DaemonOptions().setenv("NOTIFY_SOCKET", notify.string()).setenv("WATCHDOG_USEC", "1000000"));
+    Daemon d(DaemonOptions()
+                 .setenv("NOTIFY_SOCKET", notify.string())
+                 .setenv("WATCHDOG_USEC", "1000000"));
     auto first = ns.drain(2200ms);
     CHECK(count(first, "READY=1") == 1);
     CHECK(count(first, "WATCHDOG=1") >= 3);
@@ -179,18 +198,21 @@ TEST_CASE("systemd: SIGHUP reloads the trust anchors") {
     const auto anchors = d.dir() / "anchors";
     const std::string other = (anchors / "other.pem").string();
     REQUIRE(std::system(("openssl req -x509 -newkey rsa:2048 -nodes -keyout /dev/null -subj "
-                         "'/CN=Unrelated Root' -days 2 -out '" + other + "' 2>/dev/null").c_str()) == 0);
+                         "'/CN=Unrelated Root' -days 2 -out '" +
+                         other + "' 2>/dev/null")
+                            .c_str()) == 0);
     fs::rename(anchors / "ca.pem", d.dir() / "ca.pem.away");
 
     auto c = d.client();
-    const std::string session(c.call(std::string(kSigner) + "OpenSession",
-                                     {{"token", d.token_uri()}, {"pin", kPin}})
-                                  .at("session")
-                                  .as_string());
+    const std::string session(
+        c.call(std::string(kSigner) + "OpenSession", {{"token", d.token_uri()}, {"pin", kPin}})
+            .at("session")
+            .as_string());
     auto sign = [&] {
         return outcome([&] {
-            c.call(std::string(kSigner) + "Sign",
-                   sign_params(session, d.key_uri("gvbm-TOAN"), "subject_teacher", fixture(), "TOAN"));
+            c.call(
+                std::string(kSigner) + "Sign",
+                sign_params(session, d.key_uri("gvbm-TOAN"), "subject_teacher", fixture(), "TOAN"));
         });
     };
     CHECK(sign() == "ok");  // nothing reloaded yet: the test CA is still in force
@@ -331,6 +353,50 @@ TEST_CASE("systemd: a bad hbsd.toml on SIGHUP changes nothing, the daemon serves
     CHECK(find(messages, "STATUS=serving; configuration reloaded") >= 0);
     CHECK(nobody("sign") == kDenied);
     CHECK(nobody("status") == kDenied);
+    CHECK(d.terminate() == 0);
+    fs::remove_all(tmp);
+}
+
+TEST_CASE("systemd: SIGHUP changes log_level - debug lines only while it says debug") {
+    const fs::path tmp = temp_dir();
+    NotifySocket ns(tmp / "notify.sock");
+    // Without --verbose (the harness drops it with a log_level), which would log debug lines
+    // whatever the file says. An idle connection is closed after a second and hbsd logs that at
+    // debug level (connection.cpp): the debug line an ordinary caller causes.
+    auto options = DaemonOptions()
+                       .with_log_level("info")
+                       .limit("idle_timeout_s", 1)
+                       .setenv("NOTIFY_SOCKET", (tmp / "notify.sock").string());
+    Daemon d(options);
+    REQUIRE(count(until(ns, "READY=1"), "READY=1") == 1);
+    const std::string idle = "uid=0 pid=" + std::to_string(::getpid()) + ": idle, closing";
+    auto reload = [&](const std::string& level) {
+        d.reconfigure(options.with_log_level(level));
+        REQUIRE(::kill(d.pid(), SIGHUP) == 0);
+        const auto messages = until(ns, "READY=1");
+        const long reloading = find(messages, "RELOADING=1");
+        REQUIRE(reloading >= 0);
+        REQUIRE(find(messages, "STATUS=serving; configuration reloaded",
+                     static_cast<std::size_t>(reloading)) > reloading);
+    };
+
+    // info: the connection is closed as idle, and nothing says so.
+    idle_until_closed(d);
+    CHECK(occurrences(d.log(), idle) == 0);
+    CHECK(occurrences(d.log(), "<7>") == 0);
+    CHECK(occurrences(d.log(), "<6>") > 0);  // info lines are there: the log is being written
+
+    reload("debug");
+    CHECK(occurrences(d.log(), "reload: log_level: info -> debug") == 1);
+    idle_until_closed(d);
+    CHECK(occurrences(d.log(), "<7>hbsd: " + idle) == 1);
+
+    // And back: the next idle close is silent again.
+    reload("info");
+    const int debug_lines = occurrences(d.log(), "<7>");
+    idle_until_closed(d);
+    CHECK(occurrences(d.log(), idle) == 1);
+    CHECK(occurrences(d.log(), "<7>") == debug_lines);
     CHECK(d.terminate() == 0);
     fs::remove_all(tmp);
 }

@@ -1,5 +1,7 @@
 #include "tests/hsm/support.hpp"
 
+#include "tests/support/temp_dir.hpp"
+
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
@@ -23,19 +25,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void run(const std::string& command) {
-    if (std::system(command.c_str()) != 0) throw std::runtime_error("failed: " + command);
-}
-
-std::string quote(const fs::path& p) {
-    return "'" + p.string() + "'";
-}
-
-fs::path make_temp_dir(const char* prefix) {
-    std::string pattern = (fs::temp_directory_path() / (std::string(prefix) + "XXXXXX")).string();
-    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    return pattern;
-}
+using hbsd::test::make_temp_dir;
+using hbsd::test::quote;
+using hbsd::test::run;
 
 struct X509Free {
     void operator()(X509* x) const { X509_free(x); }

@@ -94,14 +94,12 @@ TEST_CASE("validate names the bad entry") {
     CHECK_FALSE(module_for(std::vector<ReaderMapping>{{"", "", "m"}}, "R").has_value());
 }
 
-TEST_CASE("event kinds and ATR hex") {
+// The ATR's hex is protocol/hex's to_hex (tests/protocol/hex_test.cpp).
+TEST_CASE("event kinds") {
     CHECK(to_string(EventKind::reader_added) == "reader_added");
     CHECK(to_string(EventKind::reader_removed) == "reader_removed");
     CHECK(to_string(EventKind::card_inserted) == "card_inserted");
     CHECK(to_string(EventKind::card_removed) == "card_removed");
-    const unsigned char atr[] = {0x3B, 0x8F, 0x80, 0x01, 0x00, 0xFF};
-    CHECK(to_hex(atr, sizeof atr) == "3b8f800100ff");
-    CHECK(to_hex(atr, 0).empty());
 }
 
 TEST_CASE("reader_for_token: the mapped reader holding a card, else the mapped empty one") {

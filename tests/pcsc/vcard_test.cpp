@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "protocol/hex.hpp"
 #include "tests/support/catch.hpp"
 #include "tests/support/vcard/rig.hpp"
 
@@ -105,16 +106,6 @@ Bytes exchange(int fd, const Bytes& apdu) {
     return *r;
 }
 
-std::string hex(const Bytes& b) {
-    static constexpr char d[] = "0123456789abcdef";
-    std::string s;
-    for (unsigned char c : b) {
-        s.push_back(d[c >> 4]);
-        s.push_back(d[c & 15]);
-    }
-    return s;
-}
-
 class Card {
   public:
     explicit Card(std::vector<std::string> args) {
@@ -160,7 +151,7 @@ TEST_CASE("vcard: ATR, power commands and APDUs over vpcd's framing") {
     send_frame(s.get(), {0x01});
     send_frame(s.get(), {0x02});
     const Bytes atr = exchange(s.get(), {0x04});
-    CHECK(hex(atr) == hbsd::test::PcscRig::atr_for_serial("SERIAL-42"));
+    CHECK(hbsd::to_hex(atr) == hbsd::test::PcscRig::atr_for_serial("SERIAL-42"));
     CHECK(atr.size() == 4 + 9 + 1);
 
     // SELECT by the card's AID, by the MF, and something it does not have.
@@ -201,11 +192,12 @@ TEST_CASE("vcard: stays in the reader while vpcd restarts, leaves with --once") 
         Card card({"--port", std::to_string(vpcd.port), "--serial", "STAYS"});
         {
             Socket first = vpcd.accept_card();
-            CHECK(hex(exchange(first.get(), {0x04})) ==
+            CHECK(hbsd::to_hex(exchange(first.get(), {0x04})) ==
                   hbsd::test::PcscRig::atr_for_serial("STAYS"));
         }  // vpcd drops the connection, as when pcscd stops
         Socket second = vpcd.accept_card();
-        CHECK(hex(exchange(second.get(), {0x04})) == hbsd::test::PcscRig::atr_for_serial("STAYS"));
+        CHECK(hbsd::to_hex(exchange(second.get(), {0x04})) ==
+              hbsd::test::PcscRig::atr_for_serial("STAYS"));
         CHECK(card.terminate() == 0);
     }
     {

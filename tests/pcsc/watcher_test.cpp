@@ -19,6 +19,7 @@
 
 #include "hsm/pcsc/handles.hpp"
 #include "hsm/pcsc/mapping.hpp"
+#include "protocol/hex.hpp"
 #include "tests/support/catch.hpp"
 #include "tests/support/vcard/rig.hpp"
 
@@ -162,7 +163,8 @@ TEST_CASE("rig: pcscd lists both vpcd readers and the card answers over shared c
     DWORD name_len = sizeof name;
     REQUIRE(SCardStatus(first.get(), name, &name_len, &state, &protocol, atr, &atr_len) ==
             SCARD_S_SUCCESS);
-    CHECK(to_hex(atr, atr_len) == PcscRig::atr_for_serial(serial));
+    CHECK(hbsd::to_hex(std::span<const unsigned char>(atr, atr_len)) ==
+          PcscRig::atr_for_serial(serial));
 
     first.reset();
     second.reset();

@@ -2,8 +2,8 @@
 #include <sqlite3.h>
 #include "tests/support/catch.hpp"
 
+#include "protocol/hex.hpp"
 #include "store/store.hpp"
-#include "store/text.hpp"
 #include "support.hpp"
 
 using namespace hbsd;

@@ -5,8 +5,8 @@
 #include <boost/json.hpp>
 #include <thread>
 
+#include "protocol/hex.hpp"
 #include "store/store.hpp"
-#include "store/text.hpp"
 #include "support.hpp"
 
 using namespace hbsd;

@@ -14,8 +14,8 @@
 #include <set>
 #include <thread>
 
+#include "protocol/hex.hpp"
 #include "store/store.hpp"
-#include "store/text.hpp"
 #include "support.hpp"
 
 using namespace hbsd;

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "hsm/pcsc/handles.hpp"
+#include "protocol/hex.hpp"
 
 extern char** environ;
 
@@ -368,13 +369,7 @@ std::string PcscRig::atr_for_serial(const std::string& serial) {
     unsigned char tck = 0;
     for (std::size_t i = 1; i < atr.size(); ++i) tck ^= atr[i];
     atr.push_back(tck);
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char b : atr) {
-        out.push_back(digits[b >> 4]);
-        out.push_back(digits[b & 0x0F]);
-    }
-    return out;
+    return hbsd::to_hex(atr);
 }
 
 bool PcscRig::wait_card(unsigned slot, bool present, std::chrono::milliseconds timeout) const {

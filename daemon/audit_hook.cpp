@@ -69,7 +69,9 @@ void audit_refusal(const Services& s, std::int64_t uid, std::string_view method,
         base.outcome = (code == Errc::PermissionDenied || code == Errc::PolicyViolation)
                            ? store::Outcome::denied
                            : store::Outcome::failed;
-        std::string detail(error_name(code));
+        // What the caller knew of the request ("subject TOAN", "item 3"), then the refusal.
+        std::string detail = base.detail && !base.detail->empty() ? *base.detail + ": " : "";
+        detail += error_name(code);
         if (!refusal.parameters().empty())
             detail += " " + boost::json::serialize(refusal.parameters());
         base.detail = std::move(detail);

@@ -23,8 +23,9 @@ std::int64_t audit(const Services& services, const store::AuditInput& entry);
 void log_audit(std::int64_t seq, const store::AuditInput& entry) noexcept;
 
 // A refused or failed call: outcome denied for PermissionDenied and PolicyViolation, failed for
-// anything else; the detail is the error's name and parameters. `base` carries what is known
-// (record, role, fingerprint, document hash). Never throws: the refusal itself is what the
+// anything else; the detail is base's detail (what the request said: "subject TOAN", "item 3"),
+// then the error's name and parameters. `base` carries what is known (record, role,
+// fingerprint, document hash). Never throws: the refusal itself is what the
 // caller must get, and a store that cannot write is logged.
 void audit_refusal(const Services& services, std::int64_t uid, std::string_view method,
                    const Error& refusal, store::AuditInput base = {}) noexcept;

@@ -66,6 +66,7 @@ void check_wrong_key(Daemon& d, protocol::Client& c, const std::string& session,
     CHECK(entry.at("document_before").as_string() == sha256_hex(doc));
     CHECK(entry.at("document_after").is_null());
     const std::string detail(entry.at("detail").as_string());
+    CHECK(detail.starts_with("subject TOAN: "));  // the request's context stays with the refusal
     CHECK(detail.find("PolicyViolation") != std::string::npos);
     CHECK(detail.find("wrong_key") != std::string::npos);
     CHECK(detail.find("<HocBa") == std::string::npos);

@@ -74,9 +74,13 @@ bool registry_on(const Services& s, const Request& r) {
     return s.store && r.config->registry_checks;
 }
 
-KeyContext key_context(Services& s, Request& r, const std::string& session, const What& w) {
+// `fingerprint` receives the certificate's as soon as the key is found, so that a refusal of
+// that certificate (untrusted, wrong key type) can be audited with it.
+KeyContext key_context(Services& s, Request& r, const std::string& session, const What& w,
+                       std::optional<std::string>& fingerprint) {
     auto lease = s.sessions.lease(r.caller.uid, session, r.call.method);
     hsm::KeyInfo key = s.tokens->find_key(*lease.login, w.key);
+    fingerprint = key.fingerprint;
     if (key.certificate_der.empty())
         throw Error::policy("wrong_key", "no certificate is stored beside the key");
     // With the registry on, trust is one of its checks, reported in its order (an unregistered
@@ -154,10 +158,10 @@ json::object idempotent(Services& s, Request& r, const What& w, const std::strin
 
 // What the audit can say about a refused document without holding it.
 store::AuditInput refusal_context(const What& w, const std::string& document,
-                                  const KeyContext* kc) {
+                                  const std::optional<std::string>& fingerprint) {
     store::AuditInput a;
     a.role = std::string(dsig::to_string(w.stage));
-    if (kc) a.fingerprint = kc->key.fingerprint;
+    a.fingerprint = fingerprint;
     try {
         a.document_before = sha256_hex(document);
     } catch (...) {
@@ -273,9 +277,10 @@ json::object sign(Services& s, Request& r) {
     // A retry of a finished request is answered from the stored result even when its
     // session has ended since, so the session is looked at only for a new request.
     std::optional<KeyContext> kc;
+    std::optional<std::string> fingerprint;
     try {
         return idempotent(s, r, w, document, request_id, [&](const std::string& digest) {
-            kc.emplace(key_context(s, r, session, w));
+            kc.emplace(key_context(s, r, session, w, fingerprint));
             return sign_one(s, r, session, w, *kc, document, request_id, digest);
         });
     } catch (const Error& e) {
@@ -283,7 +288,7 @@ json::object sign(Services& s, Request& r) {
         // hook, which audits it: once is enough.
         if (e.code() != Errc::PermissionDenied)
             audit_refusal(s, r.caller.uid, method_name(r), e,
-                          refusal_context(w, document, kc ? &*kc : nullptr));
+                          refusal_context(w, document, fingerprint));
         throw;
     }
 }
@@ -314,12 +319,14 @@ json::object sign_batch(Services& s, Request& r) {
     }
 
     // Session, key and trust are the same for every item: a failure there fails the call.
+    std::optional<std::string> fingerprint;
     const auto kc = [&] {
         try {
-            return key_context(s, r, session, w);
+            return key_context(s, r, session, w, fingerprint);
         } catch (const Error& e) {
             store::AuditInput a;
             a.role = std::string(dsig::to_string(w.stage));
+            a.fingerprint = fingerprint;
             a.detail = std::to_string(items.size()) + " items";
             if (e.code() != Errc::PermissionDenied)  // audited by the Dispatcher's hook
                 audit_refusal(s, r.caller.uid, method_name(r), e, std::move(a));
@@ -342,7 +349,7 @@ json::object sign_batch(Services& s, Request& r) {
         } catch (const Error& e) {
             if (e.code() == Errc::Internal)
                 log::error("%s item %zu: %s", r.call.method.c_str(), i, e.what());
-            auto a = refusal_context(w, items[i].document, &kc);
+            auto a = refusal_context(w, items[i].document, kc.key.fingerprint);
             a.detail = "item " + std::to_string(i) + (a.detail ? ", " + *a.detail : "");
             audit_refusal(s, r.caller.uid, method_name(r), e, std::move(a));
             br.error = std::string(error_name(e.code()));

@@ -47,7 +47,8 @@ std::int64_t signatures_made(protocol::Client& c) {
 // document's hash, never its body): one audit entry, denied, without a document after it and
 // with nothing archived under it, no record state, no signature counted.
 void check_wrong_key(Daemon& d, protocol::Client& c, const std::string& session,
-                     const std::string& key_label, const std::string& why) {
+                     const std::string& key_label, const std::string& why,
+                     const std::optional<std::string>& fingerprint) {
     const std::string doc = fixture();
     auto e = error_of([&] {
         c.call(M("Sign"),
@@ -65,6 +66,11 @@ void check_wrong_key(Daemon& d, protocol::Client& c, const std::string& session,
     CHECK(entry.at("role").as_string() == "subject_teacher");
     CHECK(entry.at("document_before").as_string() == sha256_hex(doc));
     CHECK(entry.at("document_after").is_null());
+    // The certificate that was refused, when there was one.
+    if (fingerprint)
+        CHECK(entry.at("fingerprint").as_string() == *fingerprint);
+    else
+        CHECK(entry.at("fingerprint").is_null());
     const std::string detail(entry.at("detail").as_string());
     CHECK(detail.starts_with("subject TOAN: "));  // the request's context stays with the refusal
     CHECK(detail.find("PolicyViolation") != std::string::npos);
@@ -187,6 +193,13 @@ TEST_CASE("signing: Verify judges trust against the configured anchors") {
     });
     CHECK(e.code() == Errc::PolicyViolation);
     CHECK(e.parameters().at("reason").as_string() == "untrusted_certificate");
+    // The audit names the certificate it refused.
+    const auto entries = u.call(M("GetAuditLog")).at("entries").as_array();
+    REQUIRE_FALSE(entries.empty());
+    const auto& refused = entries.back().as_object();
+    CHECK(refused.at("outcome").as_string() == "denied");
+    REQUIRE(refused.at("fingerprint").is_string());
+    CHECK(refused.at("fingerprint").as_string().size() == 64);
 }
 
 TEST_CASE("signing: a key with no certificate beside it is refused as wrong_key") {
@@ -196,7 +209,8 @@ TEST_CASE("signing: a key with no certificate beside it is refused as wrong_key"
     }));
     auto c = d.client();
     const auto session = open_session(d, c);
-    check_wrong_key(d, c, session, "no-certificate", "no certificate is stored beside the key");
+    check_wrong_key(d, c, session, "no-certificate", "no certificate is stored beside the key",
+                    std::nullopt);
 
     // The same request with a key that has its certificate is signed and recorded: the refusal
     // came from the key, not from the document or the session.
@@ -215,9 +229,10 @@ TEST_CASE("signing: a key whose certificate holds neither an RSA nor an EC key i
     // here, the certificate's trust is judged by the registry after the key is chosen, so the
     // key type is what refuses it; without the registry the trust check comes first and
     // refuses an Ed25519 certificate as untrusted_certificate (weak_key).
-    Daemon d(DaemonOptions().with_registry().with_token([](const fs::path& dir) {
-        const std::string key = (dir / "ed25519.key").string(),
-                          der = (dir / "ed25519.der").string();
+    std::string der;
+    Daemon d(DaemonOptions().with_registry().with_token([&der](const fs::path& dir) {
+        const std::string key = (dir / "ed25519.key").string();
+        der = (dir / "ed25519.der").string();
         REQUIRE(std::system(("openssl req -x509 -newkey ed25519 -nodes -keyout '" + key +
                              "' -subj '/C=VN/O=94000123/CN=Ed25519 signer' -days 30 "
                              "-outform DER -out '" +
@@ -231,7 +246,8 @@ TEST_CASE("signing: a key whose certificate holds neither an RSA nor an EC key i
     const auto session = open_session(d, c);
     check_wrong_key(
         d, c, session, "ed25519-certificate",
-        "the certificate beside the key is not valid DER, or its key is neither RSA nor EC");
+        "the certificate beside the key is not valid DER, or its key is neither RSA nor EC",
+        sha256_hex(read_file(der)));
 
     // A key with its RSA certificate gets past the key to the registry (which has never heard
     // of it): the refusal above was the key's.

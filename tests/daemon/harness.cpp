@@ -20,10 +20,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Other uids (65534 in the access tests) must reach the socket inside a daemon's directory.
-constexpr auto kReachable = fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                            fs::perms::others_read | fs::perms::others_exec;
-
 // The fixture's PKI and token, or (a test binary run by hand) a fresh pair for this process.
 struct Material {
     fs::path pki, token;

@@ -2,6 +2,7 @@
 // connections, many clients, access by uid. Real hbsd binary, real sockets.
 #include "harness.hpp"
 #include "tests/support/catch.hpp"
+#include "tests/support/temp_dir.hpp"
 
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -298,20 +299,18 @@ TEST_CASE("service: hbsd --check-config") {
     CHECK(good.code == 0);
     CHECK(good.out.find(": ok") != std::string::npos);
 
-    char tmpl[] = "/tmp/hbsd-cfg-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl));
-    const fs::path bad = fs::path(tmpl) / "hbsd.toml";
+    const TempDir tmp("hbsd-cfg-");
+    const fs::path bad = tmp / "hbsd.toml";
     write_file(bad,
                "[socket]\npath = \"/run/hbsd/hbsd.sock\"\n\n[limits]\nmax_inflight = "
                "8\nidle_timeout = 5\n");
     const auto r = run_hbsd({"--check-config", "--config", bad.string()});
     CHECK(r.code == 1);
     CHECK(r.err == "hbsd: " + bad.string() + ":6:1: unknown key 'idle_timeout' in [limits]\n");
-    write_file(bad, "trust_anchors = \"" + std::string(tmpl) + "/none\"\n");
+    write_file(bad, "trust_anchors = \"" + tmp.path().string() + "/none\"\n");
     const auto r2 = run_hbsd({"--check-config", "--config", bad.string()});
     CHECK(r2.code == 1);
     CHECK(r2.err.find("/none") != std::string::npos);
-    fs::remove_all(tmpl);
 }
 
 TEST_CASE("service: a peer trickling an endless frame is closed at the idle timeout") {

@@ -90,8 +90,7 @@ TEST_CASE("service: standard errors and the connection stays usable after them")
         {{"session", "x"}, {"key", "k"}, {"role", "janitor"}, {"year", "y"}, {"document", "d"}});
     CHECK(e5.parameters().at("parameter").as_string() == "role");
     // A subject belongs to the subject teacher's stage and to no other.
-    auto e6 = error_of("vn.hocbaso.Signer.Sign",
-                       sign_params("x", "k", "subject_teacher", "<x/>"));
+    auto e6 = error_of("vn.hocbaso.Signer.Sign", sign_params("x", "k", "subject_teacher", "<x/>"));
     CHECK(e6.parameters().at("parameter").as_string() == "subject");
     auto e7 = error_of("vn.hocbaso.Signer.Sign",
                        sign_params("x", "k", "principal", "<x/>", std::string("TOAN")));
@@ -337,8 +336,8 @@ TEST_CASE("service: a peer that sends calls but reads no replies is not buffered
     auto c = d.client();
     c.set_timeout(2s);
     std::string chunk;
-    const auto call = protocol::encode_frame(
-        protocol::encode_call({"org.varlink.service.GetInfo", {}}));
+    const auto call =
+        protocol::encode_frame(protocol::encode_call({"org.varlink.service.GetInfo", {}}));
     while (chunk.size() < 64 * 1024) chunk += call;
     std::size_t sent = 0;
     bool blocked = false;

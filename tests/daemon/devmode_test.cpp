@@ -2,6 +2,7 @@
 // whole four-stage chain, and removes everything on SIGTERM.
 #include "harness.hpp"
 #include "tests/support/catch.hpp"
+#include "tests/support/temp_dir.hpp"
 
 #include <poll.h>
 #include <signal.h>
@@ -53,10 +54,8 @@ struct DevDaemon {
 }  // namespace
 
 TEST_CASE("devmode: one JSON line, the whole chain, clean exit") {
-    char tmpl[] = "/tmp/hbsd-devtest-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl));
-    ::chmod(tmpl, 0755);
-    const fs::path base(tmpl);
+    const TempDir dir("hbsd-devtest-", kReachable);
+    const fs::path& base = dir.path();
     const std::string socket = (base / "dev.sock").string();
     DevDaemon dev(socket);
     REQUIRE_FALSE(dev.line.empty());
@@ -123,5 +122,4 @@ TEST_CASE("devmode: one JSON line, the whole chain, clean exit") {
     CHECK(WEXITSTATUS(status) == 0);
     CHECK_FALSE(fs::exists(state));
     CHECK_FALSE(fs::exists(socket));
-    fs::remove_all(base);
 }

@@ -20,7 +20,8 @@ std::set<std::string> contract_methods() {
     while (std::getline(in, line)) {
         if (line.rfind("method ", 0) != 0) continue;
         const auto paren = line.find('(');
-        if (paren != std::string::npos) out.insert("vn.hocbaso.Signer." + line.substr(7, paren - 7));
+        if (paren != std::string::npos)
+            out.insert("vn.hocbaso.Signer." + line.substr(7, paren - 7));
     }
     return out;
 }

@@ -20,10 +20,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Other uids (65534 in the access tests) must reach the socket inside a daemon's directory.
-constexpr auto kReachable = fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                            fs::perms::others_read | fs::perms::others_exec;
-
 // The fixture's PKI and token, or (a test binary run by hand) a fresh pair for this process.
 struct Material {
     fs::path pki, token;
@@ -90,7 +86,11 @@ std::string fixture_student(int n) {
     return doc;
 }
 
-Daemon::Daemon(DaemonOptions options) : dir_(make_temp_dir("hbsd-daemon-", kReachable)) {
+Daemon::Daemon(DaemonOptions options) {
+    // ~Daemon does not run for a constructor that throws (the cp, a test's prepare_token, an hbsd
+    // that does not start): until this Daemon is whole, the TempDir removes the directory.
+    TempDir dir("hbsd-daemon-", kReachable);
+    dir_ = dir.path();
     run("cp -a " + quote(token_template_dir() / "tokens") + " " + quote(dir_ / "tokens"));
     write_file(dir_ / "softhsm2.conf", "directories.tokendir = " + (dir_ / "tokens").string() +
                                            "\nobjectstore.backend = file\nlog.level = ERROR\n"
@@ -129,6 +129,7 @@ Daemon::Daemon(DaemonOptions options) : dir_(make_temp_dir("hbsd-daemon-", kReac
             throw std::runtime_error("hbsd did not listen in time:\n" + log());
         std::this_thread::sleep_for(20ms);
     }
+    dir.release();  // ~Daemon removes it from here on
 }
 
 std::string Daemon::config_text(const DaemonOptions& options) const {
@@ -289,7 +290,7 @@ namespace {
 
 Run run_program(const char* path, const std::vector<std::string>& args, const std::string& input,
                 const std::optional<std::string>& pin_on_fd3) {
-    const fs::path d = make_temp_dir("hbsd-ctl-", kReachable);
+    const TempDir d("hbsd-ctl-", kReachable);
     write_file(d / "in", input);
     int pin_pipe[2] = {-1, -1};
     if (pin_on_fd3) {
@@ -322,8 +323,6 @@ Run run_program(const char* path, const std::vector<std::string>& args, const st
     r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     r.out = read_file(d / "out");
     r.err = read_file(d / "err");
-    std::error_code ec;
-    fs::remove_all(d, ec);
     return r;
 }
 

@@ -2,6 +2,7 @@
 // connections, many clients, access by uid. Real hbsd binary, real sockets.
 #include "harness.hpp"
 #include "tests/support/catch.hpp"
+#include "tests/support/temp_dir.hpp"
 
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -89,8 +90,7 @@ TEST_CASE("service: standard errors and the connection stays usable after them")
         {{"session", "x"}, {"key", "k"}, {"role", "janitor"}, {"year", "y"}, {"document", "d"}});
     CHECK(e5.parameters().at("parameter").as_string() == "role");
     // A subject belongs to the subject teacher's stage and to no other.
-    auto e6 = error_of("vn.hocbaso.Signer.Sign",
-                       sign_params("x", "k", "subject_teacher", "<x/>"));
+    auto e6 = error_of("vn.hocbaso.Signer.Sign", sign_params("x", "k", "subject_teacher", "<x/>"));
     CHECK(e6.parameters().at("parameter").as_string() == "subject");
     auto e7 = error_of("vn.hocbaso.Signer.Sign",
                        sign_params("x", "k", "principal", "<x/>", std::string("TOAN")));
@@ -298,20 +298,18 @@ TEST_CASE("service: hbsd --check-config") {
     CHECK(good.code == 0);
     CHECK(good.out.find(": ok") != std::string::npos);
 
-    char tmpl[] = "/tmp/hbsd-cfg-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl));
-    const fs::path bad = fs::path(tmpl) / "hbsd.toml";
+    const TempDir tmp("hbsd-cfg-");
+    const fs::path bad = tmp / "hbsd.toml";
     write_file(bad,
                "[socket]\npath = \"/run/hbsd/hbsd.sock\"\n\n[limits]\nmax_inflight = "
                "8\nidle_timeout = 5\n");
     const auto r = run_hbsd({"--check-config", "--config", bad.string()});
     CHECK(r.code == 1);
     CHECK(r.err == "hbsd: " + bad.string() + ":6:1: unknown key 'idle_timeout' in [limits]\n");
-    write_file(bad, "trust_anchors = \"" + std::string(tmpl) + "/none\"\n");
+    write_file(bad, "trust_anchors = \"" + tmp.path().string() + "/none\"\n");
     const auto r2 = run_hbsd({"--check-config", "--config", bad.string()});
     CHECK(r2.code == 1);
     CHECK(r2.err.find("/none") != std::string::npos);
-    fs::remove_all(tmpl);
 }
 
 TEST_CASE("service: a peer trickling an endless frame is closed at the idle timeout") {
@@ -338,8 +336,8 @@ TEST_CASE("service: a peer that sends calls but reads no replies is not buffered
     auto c = d.client();
     c.set_timeout(2s);
     std::string chunk;
-    const auto call = protocol::encode_frame(
-        protocol::encode_call({"org.varlink.service.GetInfo", {}}));
+    const auto call =
+        protocol::encode_frame(protocol::encode_call({"org.varlink.service.GetInfo", {}}));
     while (chunk.size() < 64 * 1024) chunk += call;
     std::size_t sent = 0;
     bool blocked = false;

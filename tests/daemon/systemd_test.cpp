@@ -4,6 +4,7 @@
 #include "harness.hpp"
 #include "tests/cards/support.hpp"
 #include "tests/support/catch.hpp"
+#include "tests/support/temp_dir.hpp"
 
 #include <grp.h>
 #include <poll.h>
@@ -148,12 +149,6 @@ class Peer {
     int fd_ = -1;
 };
 
-std::string temp_dir() {
-    char tmpl[] = "/tmp/hbsd-notify-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl));
-    return tmpl;
-}
-
 constexpr const char* kDenied = "vn.hocbaso.Signer.PermissionDenied";
 
 // Connects, says nothing, and returns once hbsd has hung up on the idle connection.
@@ -175,9 +170,8 @@ int occurrences(const std::string& log, const std::string& what) {
 }  // namespace
 
 TEST_CASE("systemd: READY, WATCHDOG from the event loop, STOPPING") {
-    char tmpl[] = "/tmp/hbsd-notify-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl));
-    const fs::path notify = fs::path(tmpl) / "notify.sock";
+    const TempDir tmp("hbsd-notify-");
+    const fs::path notify = tmp / "notify.sock";
     NotifySocket ns(notify);
     // WatchdogSec=1s: the daemon must feed it about every 500 ms.
     Daemon d(DaemonOptions()
@@ -189,7 +183,6 @@ TEST_CASE("systemd: READY, WATCHDOG from the event loop, STOPPING") {
     CHECK(d.terminate() == 0);
     auto last = ns.drain(300ms);
     CHECK(count(last, "STOPPING=1") == 1);
-    fs::remove_all(tmpl);
 }
 
 TEST_CASE("systemd: SIGHUP reloads the trust anchors") {
@@ -244,7 +237,7 @@ TEST_CASE("systemd: SIGHUP reloads the trust anchors") {
 
 TEST_CASE(
     "systemd: SIGHUP reloads the access rules - connections, sessions, calls, watchers live on") {
-    const fs::path tmp = temp_dir();
+    const TempDir tmp("hbsd-notify-");
     NotifySocket ns(tmp / "notify.sock");
     auto options = DaemonOptions()
                        .with_faults()
@@ -302,11 +295,10 @@ TEST_CASE(
     CHECK(log.find("limits.worker_threads needs a restart, keeping 4") != std::string::npos);
     CHECK(log.find("reload: [[access]]") != std::string::npos);
     CHECK(d.terminate() == 0);
-    fs::remove_all(tmp);
 }
 
 TEST_CASE("systemd: a bad hbsd.toml on SIGHUP changes nothing, the daemon serves on") {
-    const fs::path tmp = temp_dir();
+    const TempDir tmp("hbsd-notify-");
     NotifySocket ns(tmp / "notify.sock");
     const auto options = DaemonOptions()
                              .grant(kNobody, R"(["sign"])")
@@ -354,11 +346,10 @@ TEST_CASE("systemd: a bad hbsd.toml on SIGHUP changes nothing, the daemon serves
     CHECK(nobody("sign") == kDenied);
     CHECK(nobody("status") == kDenied);
     CHECK(d.terminate() == 0);
-    fs::remove_all(tmp);
 }
 
 TEST_CASE("systemd: SIGHUP changes log_level - debug lines only while it says debug") {
-    const fs::path tmp = temp_dir();
+    const TempDir tmp("hbsd-notify-");
     NotifySocket ns(tmp / "notify.sock");
     // Without --verbose (the harness drops it with a log_level), which would log debug lines
     // whatever the file says. An idle connection is closed after a second and hbsd logs that at
@@ -398,5 +389,4 @@ TEST_CASE("systemd: SIGHUP changes log_level - debug lines only while it says de
     CHECK(occurrences(d.log(), idle) == 1);
     CHECK(occurrences(d.log(), "<7>") == debug_lines);
     CHECK(d.terminate() == 0);
-    fs::remove_all(tmp);
 }

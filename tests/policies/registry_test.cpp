@@ -14,6 +14,7 @@
 #include "policies/registry.hpp"
 #include "protocol/error.hpp"
 #include "store/store.hpp"
+#include "tests/support/temp_dir.hpp"
 
 using namespace hbsd;
 using namespace hbsd::policies;
@@ -43,21 +44,16 @@ void sh(const std::string& script) {
 // The test PKI (made once per binary) and, per test, a fresh store with the demo registry:
 // every certificate registered and approved, the 6A1 staff assigned for 2024-2025.
 struct Pki {
-    fs::path dir;
+    // Declared before `dir`: removes the directory also when the constructor throws.
+    test::TempDir tmp{"hbsd-registry-"};
+    fs::path dir = tmp.path();
     Pki() {
-        std::string tmpl = (fs::temp_directory_path() / "hbsd-registry-XXXXXX").string();
-        if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp");
-        dir = tmpl;
         sh(std::string(HBSD_TEST_SUPPORT_DIR) + "/make-test-pki " + dir.string() + "/pki");
         // A certificate of a CA hbsd does not trust, with the right key usage.
         sh("cd " + dir.string() +
            " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
            "-subj /CN=stranger -keyout stranger.key -out stranger.pem -days 365 "
            "-addext keyUsage=critical,digitalSignature,nonRepudiation");
-    }
-    ~Pki() {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
     }
     std::vector<unsigned char> der(const std::string& name) const {
         return store::certificate_der_from(slurp(dir / (name + ".pem")));

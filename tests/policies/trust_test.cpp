@@ -16,6 +16,7 @@
 #include "policies/trust.hpp"
 #include "protocol/error.hpp"
 #include "store/store.hpp"
+#include "tests/support/temp_dir.hpp"
 
 using namespace hbsd;
 using namespace hbsd::policies;
@@ -37,11 +38,10 @@ void sh(const std::string& script) {
 
 // Everything made once per test binary in one temporary directory.
 struct Pki {
-    fs::path dir;
+    // Declared before `dir`: removes the directory also when the constructor throws.
+    test::TempDir tmp{"hbsd-trust-"};
+    fs::path dir = tmp.path();
     Pki() {
-        std::string tmpl = (fs::temp_directory_path() / "hbsd-trust-XXXXXX").string();
-        if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp");
-        dir = tmpl;
         sh(std::string(HBSD_TEST_SUPPORT_DIR) + "/make-test-pki " + dir.string() + "/pki");
         // An `openssl ca` database over the test root, for revocation, a CRL and back-dated
         // validity (openssl ca -startdate/-enddate; no faketime needed).
@@ -126,10 +126,6 @@ keyUsage = critical, keyCertSign, cRLSign
            " && mkdir -p anchors anchors-sub anchors-crl && cp pki/ca.pem anchors/ "
            "&& cp pki/ca.pem sub-ca.pem anchors-sub/ && cp pki/ca.pem anchors-crl/ && "
            "openssl crl -in crl.pem -outform DER -out anchors-crl/root.crl");
-    }
-    ~Pki() {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
     }
     std::vector<unsigned char> der(const std::string& name) const {
         return store::certificate_der_from(slurp(dir / (name + ".pem")));

@@ -2,6 +2,7 @@
 // the SQLite file (trigger dropped first) found at that row, idempotent retries from the store
 // across a restart, and the archive copy of every signed output.
 #include "tests/support/catch.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "world.hpp"
 
 #include <sqlite3.h>
@@ -35,26 +36,13 @@ class Sqlite3Db {
     sqlite3* db_ = nullptr;
 };
 
-struct StateDir {
-    fs::path dir;
-    StateDir() {
-        std::string t = (fs::temp_directory_path() / "hbsd-regstate-XXXXXX").string();
-        if (!mkdtemp(t.data())) throw std::runtime_error("mkdtemp");
-        dir = t;
-    }
-    ~StateDir() {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
-};
-
 }  // namespace
 
 TEST_CASE("audit: one edited row in the file is found at that row; retries survive a restart") {
-    StateDir state;
+    TempDir state("hbsd-regstate-");
     DaemonOptions o;
     o.with_registry();
-    o.state_dir = state.dir.string();
+    o.state_dir = state.path().string();
     json::object first;
     std::int64_t tampered = 0;
     json::object request;
@@ -91,7 +79,7 @@ TEST_CASE("audit: one edited row in the file is found at that row; retries survi
     }
     {
         // An attacker with access to the file: the append-only trigger does not stop them.
-        Sqlite3Db db(state.dir / "hbsd.db");
+        Sqlite3Db db(state.path() / "hbsd.db");
         db.exec("DROP TRIGGER audit_no_update");
         db.exec("UPDATE audit SET uid = 4242 WHERE seq = " + std::to_string(tampered));
     }

@@ -4,6 +4,7 @@
 // the audit chain verifies; the retry with the same request ids returns the same documents
 // and signs the rest.
 #include "tests/support/catch.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "world.hpp"
 
 #include <csignal>
@@ -42,9 +43,8 @@ TEST_CASE("crash: kill -9 during a 200-record SignBatch leaves each record all o
     const int rounds =
         std::getenv("HBSD_CRASH_ROUNDS") ? std::atoi(std::getenv("HBSD_CRASH_ROUNDS")) : 20;
     constexpr int kItems = 200;
-    std::string t = (fs::temp_directory_path() / "hbsd-crash-XXXXXX").string();
-    REQUIRE(mkdtemp(t.data()));
-    const fs::path state = t;
+    const TempDir state_dir("hbsd-crash-");
+    const fs::path state = state_dir.path();
     DaemonOptions o;
     o.with_registry();
     o.state_dir = state.string();
@@ -126,6 +126,4 @@ TEST_CASE("crash: kill -9 during a 200-record SignBatch leaves each record all o
     }
     INFO("rounds killed before the batch finished: " << killed_mid_batch);
     CHECK(killed_mid_batch > 0);
-    std::error_code ec;
-    fs::remove_all(state, ec);
 }

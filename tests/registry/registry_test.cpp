@@ -3,6 +3,7 @@
 // signing (expired, revoked by CRL, untrusted).
 #include "store/store.hpp"
 #include "tests/support/catch.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "world.hpp"
 
 #include <csignal>
@@ -25,11 +26,10 @@ void sh(const std::string& cmd) {
 // An `openssl ca` database over the harness's test root: a back-dated certificate, one that is
 // revoked, a CRL before and after revoking (that one and gvbm-TOAN), and a foreign CA.
 struct CaDb {
-    fs::path dir;
+    // Declared before `dir`: removes the directory also when the constructor throws.
+    TempDir tmp{"hbsd-regca-"};
+    fs::path dir = tmp.path();
     CaDb() {
-        std::string tmpl = (fs::temp_directory_path() / "hbsd-regca-XXXXXX").string();
-        if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp");
-        dir = tmpl;
         const std::string d = dir.string(), pki = pki_dir().string();
         write_file(dir / "ca.cnf", "[ca]\ndefault_ca = tca\n[tca]\ndir = " + d +
                                        "/cadb\ndatabase = $dir/index.txt\nnew_certs_dir = "
@@ -66,24 +66,7 @@ struct CaDb {
            "-in other.csr -CA other-ca.pem -CAkey other-ca.key -set_serial 9 -days 365 -extfile "
            "ca.cnf -extensions signer -out other.pem");
     }
-    ~CaDb() {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
     std::string pem(const std::string& name) const { return read_file(dir / (name + ".pem")); }
-};
-
-struct StateDirForExpiry {
-    fs::path dir;
-    StateDirForExpiry() {
-        std::string t = (fs::temp_directory_path() / "hbsd-regexp-XXXXXX").string();
-        if (!mkdtemp(t.data())) throw std::runtime_error("mkdtemp");
-        dir = t;
-    }
-    ~StateDirForExpiry() {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
 };
 
 const CaDb& cadb() {
@@ -389,10 +372,10 @@ TEST_CASE("registry: hbsctl administration, records and archive") {
 TEST_CASE(
     "registry: a certificate that has expired since it was registered is refused at signing") {
     const auto& db = cadb();
-    StateDirForExpiry state;
+    TempDir state("hbsd-regexp-");
     DaemonOptions o;
     o.with_registry();
-    o.state_dir = state.dir.string();
+    o.state_dir = state.path().string();
     Daemon d(o);
     // A key with a back-dated certificate on the daemon's token, as a card would carry it.
     const std::string env = "SOFTHSM2_CONF='" + (d.dir() / "softhsm2.conf").string() + "' ";
@@ -406,7 +389,7 @@ TEST_CASE(
     {
         // Registered and approved back when it was valid: written straight into the store, as
         // the registry would hold it (RegisterCertificate itself refuses it today).
-        auto store = store::Store::open(state.dir / "hbsd.db");
+        auto store = store::Store::open(state.path() / "hbsd.db");
         const auto c = store.register_certificate(store::certificate_der_from(db.pem("expired")),
                                                   store::CertificateKind::person, kSchool,
                                                   std::string_view("GV050"));

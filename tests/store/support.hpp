@@ -1,4 +1,5 @@
-// Helpers for the store tests: a temporary directory and throw-away certificates.
+// Helpers for the store tests: a temporary directory (TempDir, from tests/support/temp_dir.hpp)
+// and throw-away certificates.
 #pragma once
 
 #include <openssl/evp.h>
@@ -10,27 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/temp_dir.hpp"
+
 namespace hbsd::test {
-
-class TempDir {
-  public:
-    TempDir() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "hbsd-store-XXXXXX").string();
-        if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-        path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const std::filesystem::path& path() const { return path_; }
-    std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
-  private:
-    std::filesystem::path path_;
-};
 
 // A self-signed EC P-256 certificate with the given CN and serial, as DER. The store only
 // parses and records certificates; trust is policies/'s business.

@@ -1,5 +1,5 @@
-// Set-up helpers of the tests that make PKIs and tokens with command-line tools in throw-away
-// directories (tests/daemon's harness, tests/hsm's support).
+// Throw-away directories of the tests, and the helpers of those that fill them with PKIs and
+// tokens made by command-line tools (tests/daemon's harness, tests/hsm's support).
 #pragma once
 
 #include <stdlib.h>
@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <stdexcept>
 #include <string>
+#include <system_error>
+#include <utility>
 
 namespace hbsd::test {
 
@@ -21,6 +23,13 @@ inline std::string quote(const std::filesystem::path& p) {
     return "'" + p.string() + "'";
 }
 
+// For a directory other uids must reach inside (a socket that the access tests connect to as
+// 65534, a dbus-daemon's): 0755.
+inline constexpr auto kReachable =
+    std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+    std::filesystem::perms::group_exec | std::filesystem::perms::others_read |
+    std::filesystem::perms::others_exec;
+
 // A new directory in the temp directory, named `prefix` and six random characters (mkdtemp),
 // with `perms` (mkdtemp's 0700 unless a test needs other uids to reach inside).
 inline std::filesystem::path make_temp_dir(
@@ -30,5 +39,32 @@ inline std::filesystem::path make_temp_dir(
     if (perms != std::filesystem::perms::owner_all) std::filesystem::permissions(pattern, perms);
     return pattern;
 }
+
+// A make_temp_dir directory, removed with everything inside when this goes out of scope: also
+// when a test or its set-up throws half-way, which a bare path would leave behind in /tmp.
+class TempDir {
+  public:
+    explicit TempDir(const std::string& prefix = "hbsd-test-",
+                     std::filesystem::perms perms = std::filesystem::perms::owner_all)
+        : path_(make_temp_dir(prefix, perms)) {}
+    // Runs during stack unwinding too, so it must not throw: a directory it cannot remove is
+    // left behind rather than ending the test binary.
+    ~TempDir() noexcept {
+        if (path_.empty()) return;
+        std::error_code ec;
+        std::filesystem::remove_all(path_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+
+    const std::filesystem::path& path() const { return path_; }
+    std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+    // Hands the directory to an owner that removes it itself (a fully constructed
+    // test::Daemon); this no longer removes it.
+    std::filesystem::path release() noexcept { return std::exchange(path_, {}); }
+
+  private:
+    std::filesystem::path path_;
+};
 
 }  // namespace hbsd::test

@@ -5,6 +5,7 @@
 // (Watchdog and SIGHUP under NOTIFY_SOCKET are in tests/daemon/systemd_test.cpp.)
 #include "protocol/client.hpp"
 #include "tests/support/catch.hpp"
+#include "tests/support/temp_dir.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -41,9 +42,6 @@ int bound(int type, const std::string& path) {
 class ActivatedDaemon {
   public:
     ActivatedDaemon() {
-        char tmpl[] = "/tmp/hbsd-activation-XXXXXX";
-        REQUIRE(::mkdtemp(tmpl));
-        dir_ = tmpl;
         socket_ = dir_ + "/hbsd.sock";
         // The configured path is never used when systemd passes the socket.
         std::ofstream(dir_ + "/hbsd.toml") << "state_dir = \"" << dir_ << "\"\n[socket]\npath = \""
@@ -79,7 +77,6 @@ class ActivatedDaemon {
         }
         ::close(listener_);
         ::close(notify_);
-        std::system(("rm -rf '" + dir_ + "'").c_str());
     }
 
     // Waits up to `seconds` for a notification holding the line `line`.
@@ -110,7 +107,9 @@ class ActivatedDaemon {
     const std::string& dir() const { return dir_; }
 
   private:
-    std::string dir_, socket_;
+    // First: removed last, after the destructor has killed the daemon writing in it.
+    hbsd::test::TempDir tmp_{"hbsd-activation-"};
+    std::string dir_ = tmp_.path().string(), socket_;
     int listener_ = -1, notify_ = -1;
     pid_t pid_ = -1;
 };

@@ -4,6 +4,7 @@
 #include "systemd/listen.hpp"
 #include "protocol/error.hpp"
 #include "tests/support/catch.hpp"
+#include "tests/support/temp_dir.hpp"
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -18,18 +19,9 @@
 #include <vector>
 
 using hbsd::systemd::activated_socket;
+using hbsd::test::TempDir;
 
 namespace {
-
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/hbsd-listen-XXXXXX";
-        REQUIRE(::mkdtemp(tmpl));
-        path = tmpl;
-    }
-    ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
-};
 
 sockaddr_un address(const std::string& path) {
     sockaddr_un a{};
@@ -94,8 +86,8 @@ int adopted_and_serving() {
 }  // namespace
 
 TEST_CASE("listen: adopts the listening AF_UNIX socket passed as fd 3", "[listen]") {
-    TempDir d;
-    const std::string path = d.path + "/hbsd.sock";
+    const TempDir d("hbsd-listen-");
+    const std::string path = (d / "hbsd.sock").string();
     const int listener = unix_socket(SOCK_STREAM, path, true);
     // A client that connected before the daemon ran waits in the backlog, as with systemd.
     const int client = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -117,15 +109,15 @@ TEST_CASE("listen: nothing passed means bind yourself", "[listen]") {
 }
 
 TEST_CASE("listen: descriptors meant for another process are not taken", "[listen]") {
-    TempDir d;
-    const int listener = unix_socket(SOCK_STREAM, d.path + "/hbsd.sock", true);
+    const TempDir d("hbsd-listen-");
+    const int listener = unix_socket(SOCK_STREAM, (d / "hbsd.sock").string(), true);
     CHECK(activated_child(
               {listener}, [] { return activated_socket() ? 1 : 0; }, /*foreign_pid=*/true) == 0);
     ::close(listener);
 }
 
 TEST_CASE("listen: a wrong socket from the unit is an error, not a fallback", "[listen]") {
-    TempDir d;
+    const TempDir d("hbsd-listen-");
     const auto refused = [] {
         try {
             activated_socket();
@@ -135,12 +127,12 @@ TEST_CASE("listen: a wrong socket from the unit is an error, not a fallback", "[
         }
     };
     SECTION("a datagram socket") {
-        const int fd = unix_socket(SOCK_DGRAM, d.path + "/dgram", false);
+        const int fd = unix_socket(SOCK_DGRAM, (d / "dgram").string(), false);
         CHECK(activated_child({fd}, refused) == 0);
         ::close(fd);
     }
     SECTION("a stream socket that does not listen") {
-        const int fd = unix_socket(SOCK_STREAM, d.path + "/stream", false);
+        const int fd = unix_socket(SOCK_STREAM, (d / "stream").string(), false);
         CHECK(activated_child({fd}, refused) == 0);
         ::close(fd);
     }
@@ -150,8 +142,8 @@ TEST_CASE("listen: a wrong socket from the unit is an error, not a fallback", "[
         ::close(fd);
     }
     SECTION("two sockets where the unit declares one") {
-        const int a = unix_socket(SOCK_STREAM, d.path + "/a", true);
-        const int b = unix_socket(SOCK_STREAM, d.path + "/b", true);
+        const int a = unix_socket(SOCK_STREAM, (d / "a").string(), true);
+        const int b = unix_socket(SOCK_STREAM, (d / "b").string(), true);
         CHECK(activated_child({a, b}, refused) == 0);
         ::close(a);
         ::close(b);

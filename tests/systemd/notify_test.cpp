@@ -2,6 +2,7 @@
 // that $NOTIFY_SOCKET names and reads what the helpers send.
 #include "systemd/notify.hpp"
 #include "tests/support/catch.hpp"
+#include "tests/support/temp_dir.hpp"
 
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -19,10 +20,7 @@ namespace {
 class NotifySocket {
   public:
     NotifySocket() {
-        char tmpl[] = "/tmp/hbsd-notify-XXXXXX";
-        REQUIRE(::mkdtemp(tmpl));
-        dir_ = tmpl;
-        path_ = dir_ + "/notify";
+        path_ = (dir_ / "notify").string();
         fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         REQUIRE(fd_ >= 0);
         sockaddr_un a{};
@@ -37,8 +35,6 @@ class NotifySocket {
     ~NotifySocket() {
         ::unsetenv("NOTIFY_SOCKET");
         ::close(fd_);
-        ::unlink(path_.c_str());
-        ::rmdir(dir_.c_str());
     }
     std::string receive() {
         char buf[4096];
@@ -48,7 +44,9 @@ class NotifySocket {
     }
 
   private:
-    std::string dir_, path_;
+    // First: removed (with the socket file) after the destructor has closed the socket.
+    hbsd::test::TempDir dir_{"hbsd-notify-"};
+    std::string path_;
     int fd_ = -1;
 };
 

@@ -6,6 +6,7 @@
 
 #include "systemd/bus.hpp"
 #include "tests/support/catch.hpp"
+#include "tests/support/temp_dir.hpp"
 
 #include <fcntl.h>
 #include <pwd.h>
@@ -38,11 +39,6 @@ inline std::string read_text(const std::string& path) {
 class PrivateBus {
   public:
     PrivateBus() {
-        char tmpl[] = "/tmp/hbsd-bus-XXXXXX";
-        REQUIRE(::mkdtemp(tmpl));
-        dir_ = tmpl;
-        // Other users connect too (the policy test plays one).
-        ::chmod(dir_.c_str(), 0755);
         std::string policy = read_text(HBSD_BUS_POLICY);
         const std::string from = "user=\"hbsd\"";
         const auto at = policy.find(from);
@@ -98,10 +94,7 @@ class PrivateBus {
         ::close(p[0]);
         REQUIRE(address_.rfind("unix:", 0) == 0);
     }
-    ~PrivateBus() {
-        stop();
-        std::system(("rm -rf '" + dir_ + "'").c_str());
-    }
+    ~PrivateBus() { stop(); }
     void stop() {
         if (pid_ <= 0) return;
         ::kill(pid_, SIGTERM);
@@ -111,7 +104,10 @@ class PrivateBus {
     const std::string& address() const { return address_; }
 
   private:
-    std::string dir_, address_;
+    // First: removed last, after the destructor has stopped the dbus-daemon. Reachable: other
+    // users connect too (the policy test plays one).
+    hbsd::test::TempDir tmp_{"hbsd-bus-", hbsd::test::kReachable};
+    std::string dir_ = tmp_.path().string(), address_;
     pid_t pid_ = -1;
 };
 

@@ -69,17 +69,29 @@ TEST_CASE("crash: kill -9 during a 200-record SignBatch leaves each record all o
             params = json::object{{"session", session},        {"key", d.key_uri("gvbm-TOAN")},
                                   {"role", "subject_teacher"}, {"year", kYear},
                                   {"subject", "TOAN"},         {"items", items}};
+            // The kill lands after a random number of items have come back (streamed with
+            // "more"), plus a random few milliseconds: inside the batch whatever its speed (a
+            // fixed time window let a fast batch finish first), at a varying point of an item's
+            // parse, C_Sign or commit in the lanes still running.
             std::atomic<bool> finished{false};
+            std::atomic<int> answered{0};
+            const int kill_after = std::uniform_int_distribution<int>(0, kItems - 10)(rng);
             std::thread caller([&] {
                 try {
                     auto c2 = d.client();
-                    c2.call(M("SignBatch"), params);
-                    finished = true;
+                    c2.call_more(M("SignBatch"), params, [&](const json::object&, bool continues) {
+                        answered.fetch_add(1);
+                        if (!continues) finished = true;
+                    });
                 } catch (const std::exception&) {
                 }
             });
+            const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+            while (answered.load() < kill_after && !finished.load() &&
+                   std::chrono::steady_clock::now() < give_up)
+                std::this_thread::sleep_for(std::chrono::microseconds(200));
             std::this_thread::sleep_for(
-                std::chrono::milliseconds(std::uniform_int_distribution<int>(20, 1500)(rng)));
+                std::chrono::microseconds(std::uniform_int_distribution<int>(0, 3000)(rng)));
             ::kill(d.pid(), SIGKILL);
             caller.join();
             if (!finished) ++killed_mid_batch;

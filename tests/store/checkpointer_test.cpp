@@ -29,7 +29,7 @@ std::uintmax_t wal_size(const fs::path& db) {
 
 // A writing connection used as Store uses its own: every write transaction under one lock.
 struct Writer {
-    explicit Writer(const fs::path& path, const char* setup = "") : db(Database::open(path)) {
+    explicit Writer(const char* setup = "") : path(dir / "t.db"), db(Database::open(path)) {
         db.exec(setup);
         db.exec("CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB)");
         auto st = db.prepare("PRAGMA page_size");
@@ -46,19 +46,27 @@ struct Writer {
                 st.bind_blob(1, {reinterpret_cast<const unsigned char*>(blob.data()), blob.size()});
                 st.run();
             }
-            peak = std::max(peak, wal_size(dir_path));
+            peak = std::max(peak, wal_size(path));
             std::this_thread::sleep_for(gap);
         }
     }
     std::uintmax_t inline_bound() const {
         return static_cast<std::uintmax_t>(Checkpointer::kInlinePages * page);
     }
+    hbsd::test::TempDir dir;
+    fs::path path;
     std::recursive_mutex lock;
     Database db;
     std::int64_t page = 0;
     std::string blob;
-    fs::path dir_path;
     std::uintmax_t peak = 0;
+};
+
+// A Writer with a Checkpointer attached, as Store sets its connection up.
+struct Checkpointed {
+    Checkpointed() : checkpointer(w.path, w.lock) { checkpointer.attach(w.db.handle()); }
+    Writer w;
+    Checkpointer checkpointer;
 };
 
 constexpr int kCommits = 1100;  // ~10,000 frames: past the inline bound if nothing copies them
@@ -67,13 +75,8 @@ constexpr int kCommits = 1100;  // ~10,000 frames: past the inline bound if noth
 
 TEST_CASE("commits past the threshold are checkpointed by the thread and the WAL stays bounded",
           "[store]") {
-    hbsd::test::TempDir dir;
-    const fs::path path = dir / "t.db";
-    Writer w(path);
-    w.dir_path = path;
-    Checkpointer checkpointer(path, w.lock);
-    checkpointer.attach(w.db.handle());
-
+    Checkpointed fixture;
+    auto& [w, checkpointer] = fixture;
     w.insert(kCommits);
     CHECK(checkpointer.background_runs() >= 1);
     CHECK(checkpointer.inline_runs() == 0);  // no commit paid for a checkpoint
@@ -81,7 +84,7 @@ TEST_CASE("commits past the threshold are checkpointed by the thread and the WAL
     CHECK(w.peak < w.inline_bound() / 2);
 
     // Every row is there and the file is sound, read through a fresh connection.
-    Database other = Database::open(path);
+    Database other = Database::open(w.path);
     auto count = other.prepare("SELECT count(*) FROM t");
     REQUIRE(count.step());
     CHECK(count.int64(0) == kCommits);
@@ -93,27 +96,20 @@ TEST_CASE("commits past the threshold are checkpointed by the thread and the WAL
 TEST_CASE("without the checkpointer the same commits grow the WAL past the inline bound",
           "[store]") {
     // The control for the test above: the bound is the checkpointer's doing, not the load's.
-    hbsd::test::TempDir dir;
-    const fs::path path = dir / "t.db";
-    Writer w(path, "PRAGMA wal_autocheckpoint=0");
-    w.dir_path = path;
+    Writer w("PRAGMA wal_autocheckpoint=0");
     w.insert(kCommits);
     CHECK(w.peak > w.inline_bound());
 }
 
 TEST_CASE("a reader pinning old frames makes the committing connection checkpoint inline",
           "[store]") {
-    hbsd::test::TempDir dir;
-    const fs::path path = dir / "t.db";
-    Writer w(path);
-    w.dir_path = path;
-    Checkpointer checkpointer(path, w.lock);
-    checkpointer.attach(w.db.handle());
+    Checkpointed fixture;
+    auto& [w, checkpointer] = fixture;
     w.insert(10);
     {
         // A long read (e.g. VerifyAudit) keeps its snapshot: nothing after it can be
         // backfilled and the WAL cannot restart, however often the thread runs.
-        Database reader = Database::open(path);
+        Database reader = Database::open(w.path);
         ReadTransaction snapshot(reader);
         auto st = reader.prepare("SELECT count(*) FROM t");
         REQUIRE(st.step());

@@ -43,9 +43,9 @@ Report::Verdict Report::verdict() const noexcept {
 
 struct Document::Impl {
     detail::Record rec;
-    std::size_t parsed_size = 0;  // the input's length: a good first guess for serialize()
-    // For serialize(): the parsed text, where its MonHoc and ChuKy elements end, and the one
-    // signature add_signature inserted (a second insertion turns splicing off).
+    // For serialize(): the parsed text (its length also a good first guess for the output), where
+    // its MonHoc and ChuKy elements end, and the one signature add_signature inserted (a second
+    // insertion turns splicing off).
     std::string source;
     std::vector<std::pair<xmlNodePtr, std::size_t>> end_tags;
     xmlNodePtr inserted = nullptr;
@@ -129,7 +129,6 @@ Document Document::parse(std::string_view xml, const Limits& limits) {
     validate_schema(doc.get());
     auto impl = std::make_unique<Impl>();
     impl->rec = detail::analyse(std::move(doc));
-    impl->parsed_size = xml.size();
     impl->source.assign(xml);
     impl->end_tags = std::move(ends.at);
     impl->refresh_years();
@@ -228,29 +227,25 @@ struct BufferFree {
 };
 using Buffer = std::unique_ptr<xmlBuffer, BufferFree>;
 
-// Every namespace the subtree's elements and attributes use is declared inside it, and every
-// element has one: written out on its own, it reads back the same wherever it is put.
-bool self_contained(xmlNodePtr top) {
-    std::vector<xmlNsPtr> declared;
-    const auto ok = [&](xmlNsPtr ns) {
-        return std::find(declared.begin(), declared.end(), ns) != declared.end() ||
-               (ns->href != nullptr && xmlStrEqual(ns->href, XML_XML_NAMESPACE));
-    };
-    std::vector<xmlNodePtr> todo{top};
-    std::vector<xmlNodePtr> elements;
-    while (!todo.empty()) {
-        xmlNodePtr n = todo.back();
-        todo.pop_back();
-        elements.push_back(n);
-        for (xmlNsPtr ns = n->nsDef; ns != nullptr; ns = ns->next) declared.push_back(ns);
-        for (xmlNodePtr c = n->children; c != nullptr; c = c->next)
-            if (c->type == XML_ELEMENT_NODE) todo.push_back(c);
+// Whether `ns` is the xml: namespace or is declared on `n` or an ancestor of it up to `top`.
+bool declared_within(xmlNsPtr ns, xmlNodePtr n, xmlNodePtr top) {
+    if (ns->href != nullptr && xmlStrEqual(ns->href, XML_XML_NAMESPACE)) return true;
+    for (;; n = n->parent) {
+        for (xmlNsPtr d = n->nsDef; d != nullptr; d = d->next)
+            if (d == ns) return true;
+        if (n == top) return false;
     }
-    for (xmlNodePtr n : elements) {
-        if (n->ns == nullptr || !ok(n->ns)) return false;
-        for (xmlAttrPtr a = n->properties; a != nullptr; a = a->next)
-            if (a->ns != nullptr && !ok(a->ns)) return false;
-    }
+}
+
+// Every element of `n`'s subtree has a namespace, and every namespace its elements and
+// attributes use is declared inside `top`: written out on its own, `top` reads back the same
+// wherever it is put. (Recursion depth: that of a ds:Signature, about 8.)
+bool self_contained(xmlNodePtr n, xmlNodePtr top) {
+    if (n->ns == nullptr || !declared_within(n->ns, n, top)) return false;
+    for (xmlAttrPtr a = n->properties; a != nullptr; a = a->next)
+        if (a->ns != nullptr && !declared_within(a->ns, n, top)) return false;
+    for (xmlNodePtr c = n->children; c != nullptr; c = c->next)
+        if (c->type == XML_ELEMENT_NODE && !self_contained(c, top)) return false;
     return true;
 }
 
@@ -297,7 +292,7 @@ std::optional<std::string> Document::Impl::spliced() const {
                !blank(lt + 2 + qname.size(), end - 1)) {
         return std::nullopt;
     }
-    if (!self_contained(inserted)) return std::nullopt;
+    if (!self_contained(inserted, inserted)) return std::nullopt;
 
     Buffer buf(xmlBufferCreateSize(16 * 1024));
     if (!buf) throw Error::internal("serialising the signature failed: out of memory");
@@ -327,7 +322,7 @@ std::string Document::serialize() const {
     // xmlSaveToBuffer into a buffer sized for the output up front: xmlDocDumpMemoryEnc grows
     // its buffer from 4 KB and passes everything through a UTF-8 to UTF-8 converter, a third
     // more time for a fully signed record. Same bytes (declaration, encoding, escaping).
-    const std::size_t guess = impl_->parsed_size + 16 * 1024;  // + a signature or two
+    const std::size_t guess = impl_->source.size() + 16 * 1024;  // + a signature or two
     Buffer buf(xmlBufferCreateSize(std::min<std::size_t>(guess, INT_MAX / 2)));
     if (!buf) throw Error::internal("serialising the document failed: out of memory");
     xmlSaveCtxtPtr save = xmlSaveToBuffer(buf.get(), "UTF-8", 0);

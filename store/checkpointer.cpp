@@ -22,10 +22,6 @@ void Checkpointer::attach(sqlite3* writer) noexcept {
     sqlite3_wal_hook(writer, &Checkpointer::on_commit, this);
 }
 
-void Checkpointer::detach(sqlite3* writer) noexcept {
-    sqlite3_wal_hook(writer, nullptr, nullptr);
-}
-
 // Called by SQLite after each commit of an attached connection, with the WAL's size in pages.
 // Whatever it returns is reported as the COMMIT's result although the commit already happened,
 // so it always answers SQLITE_OK: a checkpoint that could not run now runs later.

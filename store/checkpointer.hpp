@@ -46,11 +46,10 @@ class Checkpointer {
     ~Checkpointer();
 
     // Turns `writer`'s automatic checkpoint off and installs the WAL hook that hands
-    // checkpoints to this object. `writer` must be closed, or detached, before this is destroyed.
+    // checkpoints to this object. `writer` must be closed before this is destroyed.
     void attach(sqlite3* writer) noexcept;
-    static void detach(sqlite3* writer) noexcept;
 
-    // Checkpoints run by the thread and by committing connections (for tests and Status).
+    // Checkpoints run by the thread and by committing connections (for the tests).
     std::uint64_t background_runs() const noexcept { return background_.load(); }
     std::uint64_t inline_runs() const noexcept { return inline_.load(); }
 

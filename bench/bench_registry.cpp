@@ -36,12 +36,7 @@
 
 namespace fs = std::filesystem;
 using hbsd::sha256_hex;
-using hbsd::bench::kPin;
-using hbsd::bench::kToken;
-using hbsd::bench::kYear;
-using hbsd::bench::rate;
-using hbsd::bench::Rate;
-using hbsd::bench::read_file;
+using namespace hbsd::bench;  // kYear, kToken, kPin, read_file, rate, Rate
 using hbsd::dsig::Stage;
 
 namespace {

@@ -24,12 +24,7 @@
 #include "policies/order.hpp"
 
 namespace fs = std::filesystem;
-using hbsd::bench::kPin;
-using hbsd::bench::kToken;
-using hbsd::bench::kYear;
-using hbsd::bench::rate;
-using hbsd::bench::Rate;
-using hbsd::bench::read_file;
+using namespace hbsd::bench;  // kYear, kToken, kPin, read_file, rate, Rate
 using hbsd::dsig::Stage;
 
 namespace {

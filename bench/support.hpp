@@ -6,6 +6,8 @@
 #include <functional>
 #include <string>
 
+#include "tests/support/temp_dir.hpp"
+
 namespace hbsd::bench {
 
 // The test PKI's year, and the token the in-process benchmarks make.
@@ -18,10 +20,8 @@ inline constexpr char kPin[] = "1234";
 // make-softhsm-token); SOFTHSM2_CONF points at it from now on. The caller removes it.
 std::filesystem::path make_test_token(const std::string& prefix);
 
-std::string read_file(const std::filesystem::path& path);
-
-// Runs `command` through the shell; throws std::runtime_error unless it exits 0.
-void run(const std::string& command);
+using test::read_file;
+using test::run;  // through the shell; throws unless it exits 0
 
 struct Rate {
     double wall = 0;  // calls per wall-clock second

@@ -5,6 +5,7 @@
 
 #include "protocol/client.hpp"
 #include "protocol/types.hpp"
+#include "tests/support/temp_dir.hpp"
 
 #include <sys/types.h>
 
@@ -30,7 +31,6 @@ inline constexpr const char* kSigner = "vn.hocbaso.Signer.";
 const fs::path& pki_dir();
 const fs::path& token_template_dir();
 
-std::string read_file(const fs::path& p);
 void write_file(const fs::path& p, const std::string& data);
 std::string fixture();
 // The fixture with record code R replaced everywhere (Ids and MaDinhDanh): student n of a class.

@@ -24,14 +24,6 @@ const std::vector<std::string> kSubjects{"TOAN", "NGUVAN",    "TIENGANH", "GDCD"
                                          "LSDL", "KHTN",      "CONGNGHE", "TINHOC",
                                          "GDTC", "NGHETHUAT", "HDTNHN",   "GDDP"};
 
-std::string read_file(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    if (!in) throw std::runtime_error("cannot read " + p.string());
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
 const std::string& fixture() {
     static const std::string f = read_file(HBSD_FIXTURE);
     return f;

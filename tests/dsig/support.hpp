@@ -12,6 +12,7 @@
 
 #include "dsig/document.hpp"
 #include "protocol/error.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace hbsd::test {
 
@@ -20,7 +21,6 @@ inline constexpr char kRecord[] = "94000123-2024-0001";
 inline constexpr char kYear[] = "2024-2025";
 inline constexpr char kYear2[] = "2025-2026";
 
-std::string read_file(const std::filesystem::path& p);
 const std::string& fixture();  // the unsigned record
 
 std::filesystem::path pki_dir();  // made on first use if the ctest fixture did not

@@ -1,17 +1,29 @@
 // Throw-away directories of the tests, and the helpers of those that fill them with PKIs and
-// tokens made by command-line tools (tests/daemon's harness, tests/hsm's support).
+// tokens made by command-line tools and read what they made (tests/daemon's harness, tests/hsm's
+// and tests/dsig's support, bench/support).
 #pragma once
 
 #include <stdlib.h>
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
 #include <utility>
 
 namespace hbsd::test {
+
+// The whole file, bytes as they are; throws if it cannot be read.
+inline std::string read_file(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read " + p.string());
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
 
 // Runs `command` with the shell; throws if it does not exit 0.
 inline void run(const std::string& command) {
